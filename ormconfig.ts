@@ -1,0 +1,40 @@
+import 'reflect-metadata';
+import path from 'node:path';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { config } from './src/config';
+import { ExecutionLog } from './src/execution-log/execution-log.entity';
+import { Fill } from './src/fill/fill.entity';
+import { Order } from './src/order/order.entity';
+import { Position } from './src/position/position.entity';
+import { Trader } from './src/trader/trader.entity';
+
+export const ENTITIES = [Trader, Position, Order, Fill, ExecutionLog];
+
+/** Options shared by the server, the tests and the TypeORM CLI. Never `synchronize`: migrations only. */
+export function dataSourceOptions(url: string, poolMax = config().dbPoolMax): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: [path.join(__dirname, 'migrations', '*.{ts,js}')],
+    migrationsTableName: 'typeorm_migrations',
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    migrationsRun: false,
+    uuidExtension: 'pgcrypto',
+    applicationName: 'tradetrail',
+    logging: config().logSql ? 'all' : ['error', 'warn', 'migration'],
+    poolSize: poolMax,
+    extra: { connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 },
+  };
+}
+
+/**
+ * The DataSource. The TypeORM CLI reads it through `npm run migration:*`, which sets DATABASE_URL
+ * (starting the embedded server when needed); the server points it at the resolved database with
+ * `setOptions` before `initialize`.
+ */
+const AppDataSource = new DataSource(
+  dataSourceOptions(config().databaseUrl ?? 'postgres://set-DATABASE_URL-or-use-the-npm-scripts@127.0.0.1:1/none'),
+);
+export default AppDataSource;

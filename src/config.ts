@@ -1,0 +1,111 @@
+import path from 'node:path';
+
+/**
+ * Every setting Tradetrail reads from the environment, read and validated once.
+ * Nothing else in the code base reads `process.env`.
+ */
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  /** External PostgreSQL; when absent an embedded server is started. */
+  databaseUrl: string | undefined;
+  /** Data directory of the embedded PostgreSQL. */
+  dataDir: string;
+  /** TCP port of the embedded PostgreSQL (it listens on 127.0.0.1 only). */
+  embeddedPgPort: number;
+  /** Maximum connections in the application's pool. */
+  dbPoolMax: number;
+  host: string;
+  port: number;
+  /** `auto`: load the demo set into an empty embedded database; `on`: into any empty database; `off`: never. */
+  demoData: 'auto' | 'on' | 'off';
+  /** Serve the offline query page at `/` and `GET /graphql`. */
+  queryPage: boolean;
+  /** Log every SQL statement (development aid). */
+  logSql: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+const ENV_NAMES = [
+  'NODE_ENV',
+  'DATABASE_URL',
+  'TRADETRAIL_DATA_DIR',
+  'TRADETRAIL_PG_PORT',
+  'TRADETRAIL_DB_POOL_MAX',
+  'HOST',
+  'PORT',
+  'TRADETRAIL_DEMO_DATA',
+  'TRADETRAIL_QUERY_PAGE',
+  'TRADETRAIL_LOG_SQL',
+  'LOG_LEVEL',
+] as const;
+type EnvName = (typeof ENV_NAMES)[number];
+type Env = Partial<Record<EnvName, string>>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function intIn(env: Env, name: EnvName, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got "${raw}".`);
+  }
+  return Number(raw);
+}
+
+function oneOf<T extends string>(env: Env, name: EnvName, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(', ')}; got "${raw}".`);
+  }
+  return raw as T;
+}
+
+function bool(env: Env, name: EnvName, fallback: boolean): boolean {
+  return oneOf(env, name, ['true', 'false', '1', '0'], fallback ? 'true' : 'false').match(/^(true|1)$/) !== null;
+}
+
+/** Parses and validates a whole environment; throws one `ConfigError` naming the first bad variable. */
+export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
+  const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
+  if (databaseUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(databaseUrl);
+    } catch {
+      throw new ConfigError('DATABASE_URL must be a URL such as postgres://user:password@host:5432/dbname.');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql://; got "${url.protocol}//".`);
+    }
+  }
+  return {
+    nodeEnv,
+    databaseUrl,
+    dataDir: path.resolve(cwd, env.TRADETRAIL_DATA_DIR || '.tradetrail/pgdata'),
+    embeddedPgPort: intIn(env, 'TRADETRAIL_PG_PORT', 54329, 1024, 65535),
+    dbPoolMax: intIn(env, 'TRADETRAIL_DB_POOL_MAX', 10, 1, 1000),
+    host: env.HOST || '127.0.0.1',
+    port: intIn(env, 'PORT', 4000, 0, 65535),
+    demoData: oneOf(env, 'TRADETRAIL_DEMO_DATA', ['auto', 'on', 'off'], 'auto'),
+    queryPage: bool(env, 'TRADETRAIL_QUERY_PAGE', nodeEnv !== 'production'),
+    logSql: bool(env, 'TRADETRAIL_LOG_SQL', false),
+    logLevel: oneOf(
+      env,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      nodeEnv === 'test' ? 'warn' : 'info',
+    ),
+  };
+}
+
+let cached: Config | undefined;
+
+/** The process's configuration (read from `process.env` on first use). */
+export function config(): Config {
+  cached ??= parseConfig(process.env as Env);
+  return cached;
+}

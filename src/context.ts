@@ -1,0 +1,30 @@
+import type { DataSource } from 'typeorm';
+import { createExecutionLogLoaders, type ExecutionLogLoaders } from './execution-log/execution-log.loaders';
+import { createFillLoaders, type FillLoaders } from './fill/fill.loaders';
+import { createOrderLoaders, type OrderLoaders } from './order/order.loaders';
+import { createPositionLoaders, type PositionLoaders } from './position/position.loaders';
+import { RequestDb } from './request-db';
+import { createTraderLoaders, type TraderLoaders } from './trader/trader.loaders';
+
+export type Loaders = TraderLoaders & PositionLoaders & OrderLoaders & FillLoaders & ExecutionLogLoaders;
+
+/** What every resolver receives: the request's database connection and its DataLoaders. */
+export interface Context {
+  db: RequestDb;
+  loaders: Loaders;
+}
+
+/** A fresh context per request: loaders are never shared between requests. */
+export function createContext(dataSource: DataSource): Context {
+  const db = new RequestDb(dataSource);
+  return {
+    db,
+    loaders: {
+      ...createTraderLoaders(db),
+      ...createPositionLoaders(db),
+      ...createOrderLoaders(db),
+      ...createFillLoaders(db),
+      ...createExecutionLogLoaders(db),
+    },
+  };
+}

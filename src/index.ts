@@ -1,0 +1,68 @@
+import 'reflect-metadata';
+import type { Server } from 'node:http';
+import AppDataSource, { dataSourceOptions } from '../ormconfig';
+import { config, ConfigError } from './config';
+import { resolveDatabase } from './db';
+import { hasData, loadDemoData } from './demo-data';
+import { logger } from './logger';
+import { createApp } from './server';
+
+/** `npm start`: database (embedded unless DATABASE_URL), migrations, demo data, GraphQL on HTTP. */
+async function main(): Promise<void> {
+  const started = Date.now();
+  const cfg = config();
+  const db = await resolveDatabase(cfg, (line) => logger.debug({ postgres: line.trim() }, 'embedded postgres'));
+  logger.info(
+    { database: db.url.replace(/:[^:@/]*@/, ':***@'), embedded: !cfg.databaseUrl, freshDataDir: db.freshDataDir },
+    cfg.databaseUrl ? 'using DATABASE_URL' : `embedded PostgreSQL ready (data in ${cfg.dataDir})`,
+  );
+
+  AppDataSource.setOptions(dataSourceOptions(db.url));
+  await AppDataSource.initialize();
+  const applied = await AppDataSource.runMigrations({ transaction: 'each' });
+  logger.info({ applied: applied.map((m) => m.name) }, `${applied.length} pending migration(s) applied`);
+
+  const wantDemo = cfg.demoData === 'on' || (cfg.demoData === 'auto' && !cfg.databaseUrl);
+  if (wantDemo && !(await hasData(AppDataSource.manager))) {
+    const summary = await loadDemoData(AppDataSource);
+    logger.info(summary, 'demo data loaded (TRADETRAIL_DEMO_DATA=off to skip)');
+  }
+
+  const { app, apollo } = await createApp(AppDataSource, cfg);
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(cfg.port, cfg.host, () => resolve(s));
+    s.on('error', reject);
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : cfg.port;
+  const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
+  const url = `http://${host}:${port}/graphql`;
+  logger.info({ url, ms: Date.now() - started }, 'Tradetrail is serving');
+  console.log(`
+  Tradetrail GraphQL: ${url}   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
+${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}
+  Try:
+    curl -s ${url} -H 'content-type: application/json' \\
+      -d '{"query":"{ positions(first: 3) { edges { node { symbol quantity status trader { name } orders(first: 5) { edges { node { side quantity status fills { quantity price } } } } } } } }"}'
+`);
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await new Promise((resolve) => server.close(resolve));
+    await apollo.stop();
+    await AppDataSource.destroy();
+    await db.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
+  else console.error('Tradetrail could not start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { Arg, Args, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import type { Context } from '../context';
+import { ExecutionLog } from '../execution-log/execution-log.entity';
+import { Fill } from '../fill/fill.entity';
+import { assertId } from '../ids';
+import { connectionType, type ConnectionResult } from '../pagination';
+import { Position } from '../position/position.entity';
+import { Trader } from '../trader/trader.entity';
+import { Order } from './order.entity';
+import { OrdersArgs } from './order.inputs';
+import { listOrders } from './order.service';
+
+export const OrderConnection = connectionType(Order, 'Order');
+
+@Resolver(() => Order)
+export class OrderResolver {
+  @Query(() => Order, { nullable: true, description: 'An order by id; null when there is none.' })
+  order(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Order | null> {
+    return ctx.loaders.orderById.load(assertId(id));
+  }
+
+  @Query(() => OrderConnection)
+  orders(@Args(() => OrdersArgs) args: OrdersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Order>> {
+    return listOrders(ctx.db, args);
+  }
+
+  @FieldResolver(() => Trader)
+  async trader(@Root() order: Order, @Ctx() ctx: Context): Promise<Trader> {
+    return (await ctx.loaders.traderById.load(order.traderId)) as Trader;
+  }
+
+  @FieldResolver(() => Position, { nullable: true, description: 'The position this order built; null while unlinked.' })
+  position(@Root() order: Order, @Ctx() ctx: Context): Promise<Position | null> | null {
+    return order.positionId ? ctx.loaders.positionById.load(order.positionId) : null;
+  }
+
+  @FieldResolver(() => [Fill], { description: 'Fills in execution order.' })
+  fills(@Root() order: Order, @Ctx() ctx: Context): Promise<Fill[]> {
+    return ctx.loaders.fillsByOrderId.load(order.id);
+  }
+
+  @FieldResolver(() => [ExecutionLog], { description: 'The audit trail of this order, by seq.' })
+  executionLogs(@Root() order: Order, @Ctx() ctx: Context): Promise<ExecutionLog[]> {
+    return ctx.loaders.logsByOrderId.load(order.id);
+  }
+
+  @FieldResolver(() => Order, { nullable: true, description: 'The order this one replaced.' })
+  replacesOrder(@Root() order: Order, @Ctx() ctx: Context): Promise<Order | null> | null {
+    return order.replacesOrderId ? ctx.loaders.orderById.load(order.replacesOrderId) : null;
+  }
+
+  @FieldResolver(() => Order, { nullable: true, description: 'The multi-leg parent of a leg.' })
+  parentOrder(@Root() order: Order, @Ctx() ctx: Context): Promise<Order | null> | null {
+    return order.parentOrderId ? ctx.loaders.orderById.load(order.parentOrderId) : null;
+  }
+}

@@ -1,0 +1,94 @@
+import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import {
+  Check,
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  type Relation,
+  UpdateDateColumn,
+  VersionColumn,
+} from 'typeorm';
+import { Dec, decimalTransformer } from '../decimal';
+import { DecimalScalar } from '../scalars';
+import { Trader } from '../trader/trader.entity';
+
+export enum PositionStatus {
+  OPEN = 'OPEN',
+  CLOSED = 'CLOSED',
+}
+registerEnumType(PositionStatus, { name: 'PositionStatus' });
+
+@ObjectType({
+  description:
+    "A trader's net holding in one symbol, built by the fills of its orders. At most one OPEN position per trader and symbol.",
+})
+@Entity({ name: 'positions' })
+@Index('uq_positions_open_trader_symbol', ['traderId', 'symbol'], { unique: true, where: `"status" = 'OPEN'` })
+@Index('idx_positions_trader_opened', ['traderId', 'openedAt'])
+@Index('idx_positions_symbol', ['symbol'])
+@Index('idx_positions_status', ['status'])
+@Check('chk_positions_closed_is_flat', `"status" <> 'CLOSED' OR "quantity" = 0`)
+@Check('chk_positions_closed_at', `("status" = 'CLOSED') = ("closed_at" IS NOT NULL)`)
+@Check('chk_positions_total_commission', `"total_commission" >= 0`)
+@Check('chk_positions_average_entry_price', `"average_entry_price" >= 0`)
+export class Position {
+  @Field(() => ID)
+  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_positions' })
+  id!: string;
+
+  @Field(() => ID)
+  @Column({ name: 'trader_id', type: 'uuid' })
+  traderId!: string;
+
+  @ManyToOne(() => Trader, { onDelete: 'RESTRICT', nullable: false })
+  @JoinColumn({ name: 'trader_id', foreignKeyConstraintName: 'fk_positions_trader' })
+  trader?: Relation<Trader>;
+
+  @Field()
+  @Column({ type: 'varchar', length: 64 })
+  symbol!: string;
+
+  @Field(() => DecimalScalar, { description: 'Signed: positive long, negative short, 0 flat.' })
+  @Column({ type: 'numeric', precision: 30, scale: 9, default: 0, transformer: decimalTransformer })
+  quantity!: Dec;
+
+  @Field(() => DecimalScalar)
+  @Column({ name: 'average_entry_price', type: 'numeric', default: 0, transformer: decimalTransformer })
+  averageEntryPrice!: Dec;
+
+  @Field(() => DecimalScalar, { description: 'Gross realized profit and loss (commission not deducted).' })
+  @Column({ name: 'realized_pnl', type: 'numeric', default: 0, transformer: decimalTransformer })
+  realizedPnl!: Dec;
+
+  @Field(() => DecimalScalar)
+  @Column({ name: 'total_commission', type: 'numeric', default: 0, transformer: decimalTransformer })
+  totalCommission!: Dec;
+
+  @Field(() => PositionStatus)
+  @Column({ type: 'enum', enum: PositionStatus, enumName: 'position_status', default: PositionStatus.OPEN })
+  status!: PositionStatus;
+
+  @Field()
+  @Column({ name: 'opened_at', type: 'timestamptz', default: () => 'now()' })
+  openedAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ name: 'closed_at', type: 'timestamptz', nullable: true })
+  closedAt!: Date | null;
+
+  @Field()
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @Field()
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+
+  @Field(() => Int, { description: 'Incremented on every change (optimistic concurrency).' })
+  @VersionColumn({ default: 1 })
+  version!: number;
+}

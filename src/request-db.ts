@@ -1,0 +1,133 @@
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner } from 'typeorm';
+import { DatabaseUnavailableError, isConnectionError } from './errors';
+
+export type TransactionMode = 'read' | 'write';
+
+/**
+ * The one database connection of a GraphQL request. Every statement of the request, loaders
+ * included, goes through `run`, on one QueryRunner inside one transaction (READ ONLY for queries),
+ * so per-request settings apply to all of them. Statements run one at a time (node-postgres
+ * deprecates overlapping queries on one client). The connection is taken on first use and given
+ * back by `finish`, which the Apollo plugin calls on every path.
+ */
+export class RequestDb {
+  private runner: QueryRunner | undefined;
+  private opening: Promise<QueryRunner> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private finished = false;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private mode: TransactionMode = 'read',
+  ) {}
+
+  /** Set once the operation type is known, before any statement runs. */
+  setMode(mode: TransactionMode): void {
+    if (this.runner || this.opening) throw new Error('transaction mode must be set before the first statement');
+    this.mode = mode;
+  }
+
+  /** Runs `fn` with the request's EntityManager, after any statement already queued. */
+  run<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const result = this.queue.then(async () => {
+      const runner = await this.open();
+      try {
+        return await fn(runner.manager);
+      } catch (error) {
+        throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+      }
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Raw SQL through the request's connection. */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.run((m) => m.query(sql, params) as Promise<T[]>);
+  }
+
+  private open(): Promise<QueryRunner> {
+    if (this.finished) return Promise.reject(new Error('the request has finished; its connection is released'));
+    this.opening ??= (async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        await runner.connect();
+        await runner.startTransaction();
+        if (this.mode === 'read') await runner.query('SET TRANSACTION READ ONLY');
+      } catch (error) {
+        await runner.release().catch(() => undefined);
+        this.opening = undefined;
+        throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+      }
+      this.runner = runner;
+      return runner;
+    })();
+    return this.opening;
+  }
+
+  /** Commits (or rolls back) and releases the connection. Safe to call more than once. */
+  async finish(commit: boolean): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    await this.queue;
+    const runner = this.runner ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
+    if (!runner) return;
+    try {
+      if (runner.isTransactionActive) {
+        if (commit) await runner.commitTransaction();
+        else await runner.rollbackTransaction();
+      }
+      await runner.release();
+    } catch (error) {
+      // A broken connection is handed back with its error, so the pool discards it.
+      await (runner as unknown as { releasePostgresConnection(e: unknown): Promise<void> })
+        .releasePostgresConnection(error)
+        .catch(() => undefined);
+      if (commit && !isConnectionError(error)) throw error;
+    }
+  }
+}
+
+/** Builds an entity from a raw row the way TypeORM would (types, transformers), for hand-written SQL. */
+export function hydrate<T extends ObjectLiteral>(
+  manager: EntityManager,
+  target: EntityTarget<T>,
+  row: Record<string, unknown>,
+): T {
+  const metadata = manager.connection.getMetadata(target);
+  const entity = metadata.create() as T;
+  for (const column of metadata.columns) {
+    const value = row[column.databaseName];
+    column.setEntityValue(entity, value === undefined ? undefined : manager.connection.driver.prepareHydratedValue(value, column));
+  }
+  return entity;
+}
+
+/** Table name of an entity, quoted, for hand-written SQL. */
+export function tableOf(manager: EntityManager, target: EntityTarget<ObjectLiteral>): string {
+  return `"${manager.connection.getMetadata(target).tableName}"`;
+}
+
+/** Collects WHERE conditions with numbered parameters ($1, $2, …). */
+export class SqlWhere {
+  readonly conditions: string[] = [];
+  constructor(readonly params: unknown[] = []) {}
+
+  /** Adds a parameter and returns its placeholder. */
+  param(value: unknown): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+
+  /** Adds `sql` with each `?` replaced by the next value, when `values` has no undefined. */
+  add(sql: string, ...values: unknown[]): this {
+    if (values.some((v) => v === undefined)) return this;
+    let i = 0;
+    this.conditions.push(sql.replace(/\?/g, () => this.param(values[i++])));
+    return this;
+  }
+
+  toString(): string {
+    return this.conditions.length ? `WHERE ${this.conditions.join(' AND ')}` : '';
+  }
+}

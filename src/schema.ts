@@ -1,0 +1,19 @@
+import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { ExecutionLogResolver } from './execution-log/execution-log.resolver';
+import { FillResolver } from './fill/fill.resolver';
+import { OrderResolver } from './order/order.resolver';
+import { PositionResolver } from './position/position.resolver';
+import { TraderResolver } from './trader/trader.resolver';
+
+export function buildTradetrailSchema(): Promise<GraphQLSchema> {
+  return buildSchema({
+    resolvers: [TraderResolver, PositionResolver, OrderResolver, FillResolver, ExecutionLogResolver],
+    validate: { forbidUnknownValues: false },
+  });
+}
+
+/** The SDL committed as `schema.graphql`: types sorted, so that it changes only when the API does. */
+export function printSortedSchema(schema: GraphQLSchema): string {
+  return printSchema(lexicographicSortSchema(schema)) + '\n';
+}

@@ -1,0 +1,97 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import express from 'express';
+import type { GraphQLSchema } from 'graphql';
+import type { DataSource } from 'typeorm';
+import type { Config } from './config';
+import { type Context, createContext } from './context';
+import { makeFormatError } from './errors';
+import { logger } from './logger';
+import { queryPage } from './query-page';
+import { buildTradetrailSchema } from './schema';
+
+/**
+ * Gives every request one database connection in one transaction: READ ONLY for queries, read-write
+ * for mutations. Committed when the request succeeded, rolled back otherwise, released on every path.
+ */
+export const requestDbPlugin: ApolloServerPlugin<Context> = {
+  async requestDidStart() {
+    return {
+      async didResolveOperation({ operation, contextValue }) {
+        contextValue.db.setMode(operation?.operation === 'mutation' ? 'write' : 'read');
+      },
+      async willSendResponse({ contextValue, errors }) {
+        await contextValue.db.finish(!errors?.length);
+      },
+    };
+  },
+};
+
+export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<Context> {
+  return new ApolloServer<Context>({
+    schema,
+    plugins: [requestDbPlugin, ApolloServerPluginLandingPageDisabled()],
+    introspection: cfg.nodeEnv !== 'production',
+    includeStacktraceInErrorResponses: false,
+    csrfPrevention: true,
+    formatError: makeFormatError({
+      exposeInternal: cfg.nodeEnv === 'development',
+      logInternal: (error) => logger.error({ err: error }, 'internal error while handling a GraphQL request'),
+    }),
+  });
+}
+
+const EXAMPLES_DIR = path.join(__dirname, '..', '..', 'examples');
+function readExample(name: string): string {
+  for (const dir of [EXAMPLES_DIR, path.join(__dirname, '..', 'examples')]) {
+    try {
+      return readFileSync(path.join(dir, name), 'utf8');
+    } catch {
+      // try the next location (compiled vs. ts-node layouts)
+    }
+  }
+  return '';
+}
+
+export interface App {
+  app: express.Express;
+  apollo: ApolloServer<Context>;
+}
+
+/** The HTTP application: `/graphql`, the offline query page at `/`, and `/healthz`. */
+export async function createApp(dataSource: DataSource, cfg: Config): Promise<App> {
+  const apollo = createApollo(await buildTradetrailSchema(), cfg);
+  await apollo.start();
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/healthz', async (_req, res) => {
+    try {
+      await dataSource.query('SELECT 1');
+      res.json({ status: 'ok', database: 'up' });
+    } catch {
+      res.status(503).json({ status: 'degraded', database: 'down' });
+    }
+  });
+
+  if (cfg.queryPage) {
+    const page = queryPage(readExample('position-audit-trail.graphql'), readExample('position-audit-trail.variables.json') || '{}');
+    app.get('/', (_req, res) => {
+      res.type('html').send(page);
+    });
+    app.get('/graphql', (req, res, next) => {
+      if (req.query.query === undefined && req.accepts(['json', 'html']) === 'html') res.type('html').send(page);
+      else next();
+    });
+  }
+
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, { context: async () => createContext(dataSource) }),
+  );
+  return { app, apollo };
+}

@@ -1,0 +1,24 @@
+import { Field, ID, ObjectType } from 'type-graphql';
+import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+
+@ObjectType({ description: 'A trading account holder: owns positions and orders.' })
+@Entity({ name: 'traders' })
+@Index('uq_traders_external_ref', ['externalRef'], { unique: true })
+@Index('idx_traders_name', ['name'])
+export class Trader {
+  @Field(() => ID)
+  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_traders' })
+  id!: string;
+
+  @Field()
+  @Column({ type: 'varchar', length: 200 })
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'Identifier of the trader in another system (e.g. a broker account).' })
+  @Column({ name: 'external_ref', type: 'varchar', length: 100, nullable: true })
+  externalRef!: string | null;
+
+  @Field()
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}

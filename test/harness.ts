@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import type { ApolloServer } from '@apollo/server';
+import type { Pool, PoolClient } from 'pg';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../ormconfig';
+import { parseConfig } from '../src/config';
+import { type Context, createContext } from '../src/context';
+import { buildTradetrailSchema } from '../src/schema';
+import { createApollo } from '../src/server';
+
+/** Connection string of the test server with another database name. */
+export function databaseUrl(database: string): string {
+  const u = new URL(adminUrl());
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+export function adminUrl(): string {
+  const url = process.env.TRADETRAIL_TEST_ADMIN_URL;
+  if (!url) throw new Error('TRADETRAIL_TEST_ADMIN_URL is not set: run the tests with `npm test` (jest globalSetup).');
+  return url;
+}
+
+export async function adminQuery(sql: string): Promise<void> {
+  const admin = new Client({ connectionString: adminUrl() });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A database of its own for one test file: a copy of the migrated template. */
+export async function createTestDatabase(migrated = true): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+  const template = process.env.TRADETRAIL_TEST_TEMPLATE!;
+  const name = `${template}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(migrated ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
+  return { name, url: databaseUrl(name), drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** Counts every statement the pool's clients send to PostgreSQL. */
+export class StatementCounter {
+  count = 0;
+  log: string[] = [];
+  /** The distinct connections the statements since `reset` went through. */
+  clients = new Set<PoolClient>();
+  attach(pool: Pool): void {
+    const wrapped = new WeakSet<PoolClient>();
+    pool.on('acquire', (client: PoolClient) => {
+      if (wrapped.has(client)) return;
+      wrapped.add(client);
+      const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        this.count += 1;
+        this.clients.add(client);
+        const q = args[0];
+        this.log.push(typeof q === 'string' ? q : String((q as { text?: string })?.text ?? q));
+        return original(...args);
+      };
+    });
+  }
+  reset(): void {
+    this.count = 0;
+    this.log = [];
+    this.clients = new Set();
+  }
+}
+
+export interface TestApp {
+  dataSource: DataSource;
+  apollo: ApolloServer<Context>;
+  statements: StatementCounter;
+  /** Runs an operation through Apollo with a fresh request context; returns `data` and `errors`. */
+  run<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<{ data?: T | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[] }>;
+  close(): Promise<void>;
+}
+
+export const testConfig = parseConfig({ NODE_ENV: 'test' });
+
+/** Apollo over a DataSource pointed at `url`, as the server builds it. */
+export async function startTestApp(url: string, options: { poolMax?: number } = {}): Promise<TestApp> {
+  const dataSource = new DataSource({ ...dataSourceOptions(url, options.poolMax ?? 4), logging: ['error'] });
+  await dataSource.initialize();
+  const statements = new StatementCounter();
+  statements.attach((dataSource.driver as unknown as { master: Pool }).master);
+  const apollo = createApollo(await buildTradetrailSchema(), testConfig);
+  await apollo.start();
+  return {
+    dataSource,
+    apollo,
+    statements,
+    async run(query, variables) {
+      const response = await apollo.executeOperation({ query, variables }, { contextValue: createContext(dataSource) });
+      if (response.body.kind !== 'single') throw new Error('incremental delivery is not used');
+      return response.body.singleResult as never;
+    },
+    async close() {
+      await apollo.stop();
+      await dataSource.destroy();
+    },
+  };
+}

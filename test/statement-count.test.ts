@@ -1,0 +1,123 @@
+import type { Pool } from 'pg';
+import { Dec } from '../src/decimal';
+import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
+import { makeFills, makeLogs, makeOrders, makePositions, makeTraders } from './factories';
+import { adminUrl, createTestDatabase, startTestApp, type TestApp } from './harness';
+import { Client } from 'pg';
+
+/**
+ * The number of SQL statements of a nested read must not grow with the number of rows: one per
+ * nesting level plus the page query (and the transaction's own statements).
+ */
+const AUDIT_TRAIL = `{ positions(first: 100) { edges { node {
+  trader { id }
+  orders(first: 50) { edges { node { fills { id } executionLogs { id } } } }
+} } } }`;
+
+/** START TRANSACTION, SET TRANSACTION READ ONLY, positions page, traders, orders (windowed), fills, logs, COMMIT. */
+const EXPECTED_STATEMENTS = 8;
+
+async function seed(app: TestApp, positions: number, ordersPer: number, fillsPer: number, logsPer: number): Promise<void> {
+  const m = app.dataSource.manager;
+  const traders = await makeTraders(m, Math.max(1, Math.ceil(positions / 10)));
+  const ps = await makePositions(
+    m,
+    Array.from({ length: positions }, (_, i) => ({ traderId: traders[i % traders.length].id, symbol: `S${i}` })),
+  );
+  const orders = await makeOrders(
+    m,
+    ps.flatMap((p) => Array.from({ length: ordersPer }, () => ({ traderId: p.traderId, positionId: p.id, symbol: p.symbol }))),
+  );
+  await makeFills(
+    m,
+    orders.flatMap((o) => Array.from({ length: fillsPer }, () => ({ orderId: o.id, positionId: o.positionId, quantity: new Dec(1) }))),
+  );
+  await makeLogs(
+    m,
+    orders.flatMap((o) => Array.from({ length: logsPer }, () => ({ orderId: o.id, traderId: o.traderId, action: ExecutionLogAction.EXECUTED }))),
+  );
+}
+
+describe('statements per request', () => {
+  const apps: TestApp[] = [];
+  const drops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const a of apps) await a.close();
+    for (const d of drops) await d();
+  });
+
+  async function appWith(positions: number): Promise<TestApp> {
+    const db = await createTestDatabase();
+    drops.push(db.drop);
+    const app = await startTestApp(db.url);
+    apps.push(app);
+    await seed(app, positions, 10, 5, 3);
+    return app;
+  }
+
+  it('is the same small constant for 1 position and for 100 positions × 10 orders × 5 fills × 3 logs', async () => {
+    const small = await appWith(1);
+    const large = await appWith(100);
+
+    small.statements.reset();
+    const s = await small.run(AUDIT_TRAIL);
+    expect(s.errors).toBeUndefined();
+    const smallCount = small.statements.count;
+
+    large.statements.reset();
+    const l = await large.run(AUDIT_TRAIL);
+    expect(l.errors).toBeUndefined();
+    const edges = (l.data as any).positions.edges;
+    expect(edges).toHaveLength(100);
+    expect(edges.every((e: any) => e.node.orders.edges.length === 10)).toBe(true);
+    expect(edges[0].node.orders.edges[0].node.fills).toHaveLength(5);
+    expect(edges[0].node.orders.edges[0].node.executionLogs).toHaveLength(3);
+
+    console.log(`statements for 1 position: ${smallCount}; for 100 positions (1,000 orders, 5,000 fills, 3,000 logs): ${large.statements.count}`);
+    console.log(large.statements.log.map((q) => `  ${q.replace(/\s+/g, ' ').slice(0, 110)}`).join('\n'));
+    expect(smallCount).toBe(EXPECTED_STATEMENTS);
+    expect(large.statements.count).toBe(EXPECTED_STATEMENTS);
+    // All of them on one connection, in one read-only transaction.
+    expect(large.statements.clients.size).toBe(1);
+    expect(large.statements.log.slice(0, 2)).toEqual(['START TRANSACTION', 'SET TRANSACTION READ ONLY']);
+    expect(large.statements.log.at(-1)).toBe('COMMIT');
+  });
+
+  it('releases the connection on every path: success, bad input mid-request, unknown ids', async () => {
+    const db = await createTestDatabase();
+    drops.push(db.drop);
+    const app = await startTestApp(db.url, { poolMax: 1 });
+    apps.push(app);
+    await seed(app, 3, 2, 1, 1);
+    const pool = (app.dataSource.driver as unknown as { master: Pool }).master;
+    const requests = [
+      AUDIT_TRAIL,
+      // fails in a nested field after the page query ran
+      '{ positions { edges { node { orders(first: 501) { totalCount } } } } }',
+      '{ order(id: "not-a-uuid") { id } }',
+      '{ order(id: "3f1b2c4d-0000-4000-8000-000000000000") { id } }',
+      '{ orders(after: "bad") { totalCount } }',
+      '{ positions { edges { node { orders(after: "bad") { totalCount } } } } }',
+    ];
+    for (let round = 0; round < 5; round++) {
+      for (const q of requests) {
+        app.statements.reset();
+        await app.run(q);
+        expect(app.statements.clients.size).toBeLessThanOrEqual(1);
+        expect(pool.totalCount - pool.idleCount).toBe(0);
+      }
+    }
+    // With a pool of one, a leak would hang here.
+    const ok = await app.run('{ positions { totalCount } }');
+    expect(ok.data).toEqual({ positions: { totalCount: 3 } });
+
+    const admin = new Client({ connectionString: adminUrl() });
+    await admin.connect();
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND state LIKE 'idle in transaction%'`,
+      [db.name],
+    );
+    await admin.end();
+    expect(rows[0].n).toBe(0);
+  });
+});
