@@ -196,7 +196,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
       let position = openPositions.get(posKey);
       if (!position) {
         position = {
-          id: demoId(`position:${o.trader}:${o.symbol}:${positions.length}`), traderId: traderId(o.trader), symbol: o.symbol,
+          id: demoId(`position:${o.trader}:${o.symbol}:${positions.filter((x) => x.traderId === traderId(o.trader) && x.symbol === o.symbol).length + 1}`), traderId: traderId(o.trader), symbol: o.symbol,
           state: FLAT, status: PositionStatus.OPEN, openedAt: at, closedAt: null, createdAt: at, updatedAt: at, version: 1,
         };
         positions.push(position);
