@@ -104,8 +104,19 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
 
 let cached: Config | undefined;
 
-/** The process's configuration (read from `process.env` on first use). */
+/**
+ * The process's configuration, read from `process.env` on first use. A bad setting stops the
+ * process with one clear message (no stack trace): nothing can run on a wrong configuration.
+ */
 export function config(): Config {
-  cached ??= parseConfig(process.env as Env);
+  if (!cached) {
+    try {
+      cached = parseConfig(process.env as Env);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      console.error(`Configuration error: ${error.message}`);
+      process.exit(1);
+    }
+  }
   return cached;
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { Server } from 'node:http';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
-import { config, ConfigError } from './config';
+import { config } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
@@ -62,7 +62,6 @@ ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the b
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
-  else console.error('Tradetrail could not start:', error instanceof Error ? error.message : error);
+  console.error('Tradetrail could not start:', error instanceof Error ? error.message : error);
   process.exit(1);
 });

@@ -1,0 +1,80 @@
+import type { Server } from 'node:http';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../ormconfig';
+import { parseConfig } from '../src/config';
+import { createApp, type App } from '../src/server';
+import { createTestDatabase } from './harness';
+
+let server: Server;
+let base: string;
+let app: App;
+let ds: DataSource;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const db = await createTestDatabase();
+  drop = db.drop;
+  ds = new DataSource({ ...dataSourceOptions(db.url, 2), logging: false });
+  await ds.initialize();
+  app = await createApp(ds, parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' }));
+  server = await new Promise((resolve) => {
+    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => server?.close(resolve));
+  await app?.apollo.stop();
+  await ds?.destroy();
+  await drop?.();
+});
+
+const post = (body: string, headers: Record<string, string> = {}) =>
+  fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+
+describe('HTTP', () => {
+  it('serves GraphQL over POST', async () => {
+    const res = await post(JSON.stringify({ query: '{ traders { totalCount } }' }));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ data: { traders: { totalCount: 0 } } });
+  });
+
+  it('serves a query page that loads nothing from the internet', async () => {
+    for (const [url, headers] of [[`${base}/`, {}], [`${base}/graphql`, { accept: 'text/html' }]] as const) {
+      const res = await fetch(url, { headers });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/text\/html/);
+      const html = await res.text();
+      expect(html).toContain('<title>Tradetrail GraphQL</title>');
+      expect(html).toContain('query PositionAuditTrail');
+      expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
+      expect(html).not.toMatch(/@import|url\(/);
+    }
+  });
+
+  it('blocks cross-site GET requests (CSRF prevention) and accepts them with a preflight header', async () => {
+    const q = encodeURIComponent('{ traders { totalCount } }');
+    const blocked = await fetch(`${base}/graphql?query=${q}`);
+    expect(blocked.status).toBe(400);
+    expect(await blocked.text()).toMatch(/CSRF/);
+    const allowed = await fetch(`${base}/graphql?query=${q}`, { headers: { 'apollo-require-preflight': 'true' } });
+    expect(allowed.status).toBe(200);
+  });
+
+  it('refuses bodies over 1 MB with 413 and malformed JSON with 400', async () => {
+    const big = await post(JSON.stringify({ query: `{ traders { totalCount } }`, variables: { pad: 'x'.repeat(1_100_000) } }));
+    expect(big.status).toBe(413);
+    expect(await big.json()).toEqual({ errors: [{ message: 'The request body is larger than 1 MB.', extensions: { code: 'BAD_REQUEST' } }] });
+    const bad = await post('{"query": ');
+    expect(bad.status).toBe(400);
+    const text = await bad.text();
+    expect(JSON.parse(text).errors[0].message).toBe('The request body is not valid JSON.');
+    expect(text).not.toMatch(/node_modules|at /);
+  });
+
+  it('reports health with the database state', async () => {
+    const res = await fetch(`${base}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok', database: 'up' });
+  });
+});

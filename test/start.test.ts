@@ -1,0 +1,124 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL in a data
+ * directory, migrated, with the demo data, serving GraphQL; then a second start on the same
+ * directory. (The entry point is run through ts-node so the test needs no build.)
+ */
+const ROOT = path.join(__dirname, '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  ms: number;
+}
+
+async function start(env: Record<string, string>): Promise<Running> {
+  const { DATABASE_URL: _ignored, ...parentEnv } = process.env;
+  const t0 = Date.now();
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
+    cwd: ROOT,
+    env: { ...parentEnv, NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${out}`)), 60_000);
+    child.stdout!.on('data', () => {
+      const m = /Tradetrail GraphQL: (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+  return { child, url, output: () => out, ms: Date.now() - t0 };
+}
+
+async function stop(r: Running): Promise<void> {
+  const exited = new Promise((resolve) => r.child.on('exit', resolve));
+  r.child.kill('SIGTERM');
+  await exited;
+}
+
+async function gql(url: string, query: string): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+  return res.json();
+}
+
+describe('npm start', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tradetrail-start-'));
+    await chmod(dir, 0o755);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves the demo audit trail from a fresh embedded database, and again from the existing one', async () => {
+    const env = { TRADETRAIL_DATA_DIR: path.join(dir, 'pgdata'), TRADETRAIL_PG_PORT: String(await freePort()) };
+    const first = await start(env);
+    try {
+      expect(first.output()).toMatch(/1 pending migration\(s\) applied/);
+      expect(first.output()).toMatch(/demo data loaded/);
+      const res = await gql(first.url, '{ traders { totalCount } positions(filter: { status: CLOSED }) { totalCount } orders(filter: { status: [FILLED], linked: false }) { totalCount } }');
+      expect(res).toEqual({ data: { traders: { totalCount: 3 }, positions: { totalCount: 1 }, orders: { totalCount: 1 } } });
+    } finally {
+      await stop(first);
+    }
+
+    const second = await start(env);
+    try {
+      expect(second.output()).toMatch(/0 pending migration\(s\) applied/);
+      expect(second.output()).not.toMatch(/demo data loaded/);
+      expect(await gql(second.url, '{ traders { totalCount } }')).toEqual({ data: { traders: { totalCount: 3 } } });
+    } finally {
+      await stop(second);
+    }
+    console.log(`npm start (ts-node, no build): fresh data directory ${first.ms} ms, existing ${second.ms} ms`);
+    // The embedded server stopped with the process.
+    const stillUp = await new Promise((resolve) => {
+      const s = net.connect(Number(env.TRADETRAIL_PG_PORT), '127.0.0.1');
+      s.on('connect', () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    expect(stillUp).toBe(false);
+  });
+
+  it('loads no demo data when TRADETRAIL_DEMO_DATA=off, and explains a bad setting', async () => {
+    const env = { TRADETRAIL_DATA_DIR: path.join(dir, 'empty'), TRADETRAIL_PG_PORT: String(await freePort()), TRADETRAIL_DEMO_DATA: 'off' };
+    const r = await start(env);
+    try {
+      expect(await gql(r.url, '{ traders { totalCount } }')).toEqual({ data: { traders: { totalCount: 0 } } });
+    } finally {
+      await stop(r);
+    }
+    const bad = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: 'forty' },
+    });
+    let err = '';
+    bad.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => bad.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toMatch(/Configuration error: PORT must be a whole number from 0 to 65535; got "forty"/);
+  });
+});
