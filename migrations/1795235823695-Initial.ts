@@ -114,7 +114,9 @@ export class Initial1795235823695 implements MigrationInterface {
         CONSTRAINT "chk_orders_stop_requires_stop_price" CHECK ("order_type" NOT IN ('STOP', 'STOP_LIMIT') OR "stop_price" IS NOT NULL),
         CONSTRAINT "chk_orders_filled_status" CHECK (("status" = 'FILLED') = ("filled_quantity" = "quantity"))
       )`);
-    await q.query(`CREATE UNIQUE INDEX "uq_orders_trader_client_order_id" ON "orders" ("trader_id", "client_order_id")`);
+    await q.query(
+      `CREATE UNIQUE INDEX "uq_orders_trader_client_order_id" ON "orders" ("trader_id", "client_order_id")`,
+    );
     await q.query(`CREATE UNIQUE INDEX "uq_orders_broker_order_id" ON "orders" ("broker_order_id")`);
     await q.query(`CREATE INDEX "idx_orders_position_id" ON "orders" ("position_id")`);
     await q.query(`CREATE INDEX "idx_orders_position_created" ON "orders" ("position_id", "created_at")`);
@@ -176,7 +178,9 @@ export class Initial1795235823695 implements MigrationInterface {
         CONSTRAINT "chk_execution_logs_seq_positive" CHECK ("seq" >= 1)
       )`);
     await q.query(`CREATE UNIQUE INDEX "uq_execution_logs_order_seq" ON "execution_logs" ("order_id", "seq")`);
-    await q.query(`CREATE INDEX "idx_execution_logs_trader_recorded" ON "execution_logs" ("trader_id", "recorded_at" DESC)`);
+    await q.query(
+      `CREATE INDEX "idx_execution_logs_trader_recorded" ON "execution_logs" ("trader_id", "recorded_at" DESC)`,
+    );
     await q.query(`CREATE INDEX "idx_execution_logs_action" ON "execution_logs" ("action")`);
     await q.query(`CREATE INDEX "idx_execution_logs_recorded" ON "execution_logs" ("recorded_at")`);
 

@@ -11,7 +11,8 @@ async function main(): Promise<void> {
     AppDataSource.setOptions(dataSourceOptions(db.url));
     await AppDataSource.initialize();
     const pending = await AppDataSource.showMigrations();
-    if (pending) throw new Error('The database has pending migrations; run `npm run migration:run` (or `npm start`) first.');
+    if (pending)
+      throw new Error('The database has pending migrations; run `npm run migration:run` (or `npm start`) first.');
     const summary = await loadDemoData(AppDataSource);
     console.log(`Demo data loaded: ${JSON.stringify(summary)}`);
   } finally {

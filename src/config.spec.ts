@@ -31,6 +31,7 @@ describe('parseConfig', () => {
     [{ TRADETRAIL_DEMO_DATA: 'yes' }, /TRADETRAIL_DEMO_DATA must be one of auto, on, off/],
     [{ NODE_ENV: 'prod' }, /NODE_ENV must be one of development, production, test/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ TRADETRAIL_DEMO: 'off' }, /Unknown setting TRADETRAIL_DEMO; Tradetrail reads TRADETRAIL_DATA_DIR/],
   ])('refuses %p with a message naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(ConfigError);
     expect(() => parseConfig(env)).toThrow(message);

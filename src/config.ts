@@ -39,7 +39,7 @@ const ENV_NAMES = [
   'LOG_LEVEL',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
-type Env = Partial<Record<EnvName, string>>;
+type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -69,6 +69,16 @@ function bool(env: Env, name: EnvName, fallback: boolean): boolean {
 
 /** Parses and validates a whole environment; throws one `ConfigError` naming the first bad variable. */
 export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  // A misspelt setting would otherwise be ignored without a word.
+  const known: readonly string[] = ENV_NAMES;
+  const unknown = Object.keys(env).filter(
+    (k) => k.startsWith('TRADETRAIL_') && !k.startsWith('TRADETRAIL_TEST_') && !known.includes(k),
+  );
+  if (unknown.length) {
+    throw new ConfigError(
+      `Unknown setting ${unknown.join(', ')}; Tradetrail reads ${known.filter((k) => k.startsWith('TRADETRAIL_')).join(', ')}.`,
+    );
+  }
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
   const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
   if (databaseUrl !== undefined) {

@@ -69,9 +69,17 @@ export function isConnectionError(error: unknown): boolean {
   const code = typeof e?.code === 'string' ? e.code : '';
   const message = typeof e?.message === 'string' ? e.message : '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03'].includes(
-      code,
-    ) ||
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTFOUND',
+      'EHOSTUNREACH',
+      '57P01',
+      '57P02',
+      '57P03',
+    ].includes(code) ||
     code.startsWith('08') ||
     /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
       message,
@@ -118,8 +126,8 @@ const PASSED_THROUGH = new Set([
 export function makeFormatError(options: { exposeInternal: boolean; logInternal: (error: unknown) => void }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
-    const validationErrors = (original as { extensions?: { validationErrors?: ValidationFailure[] } } | null)?.extensions
-      ?.validationErrors;
+    const validationErrors = (original as { extensions?: { validationErrors?: ValidationFailure[] } } | null)
+      ?.extensions?.validationErrors;
     if (original instanceof GraphQLError && Array.isArray(validationErrors)) {
       const failures = flattenValidation(validationErrors);
       return {
@@ -131,7 +139,12 @@ export function makeFormatError(options: { exposeInternal: boolean; logInternal:
     }
     if (isConnectionError(original)) {
       const e = new DatabaseUnavailableError();
-      return { message: e.message, locations: formatted.locations, path: formatted.path, extensions: { code: 'DATABASE_UNAVAILABLE' } };
+      return {
+        message: e.message,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'DATABASE_UNAVAILABLE' },
+      };
     }
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && PASSED_THROUGH.has(code)) {

@@ -37,14 +37,22 @@ export function loaderByParent<T extends ObjectLiteral>(
         `SELECT * FROM ${tableOf(m, entity)} WHERE "${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
         [keys],
       )) as Record<string, unknown>[];
-      return groupBy(rows, (r) => r[column] as string, (r) => hydrate(m, entity, r));
+      return groupBy(
+        rows,
+        (r) => r[column] as string,
+        (r) => hydrate(m, entity, r),
+      );
     });
     return keys.map((k) => groups.get(k) ?? []);
   });
 }
 
 /** Groups items by key, keeping their order (Node 20 has no Map.groupBy). */
-export function groupBy<I, V = I>(items: I[], key: (item: I) => string, value: (item: I) => V = (i) => i as unknown as V): Map<string, V[]> {
+export function groupBy<I, V = I>(
+  items: I[],
+  key: (item: I) => string,
+  value: (item: I) => V = (i) => i as unknown as V,
+): Map<string, V[]> {
   const groups = new Map<string, V[]>();
   for (const item of items) {
     const k = key(item);

@@ -25,7 +25,10 @@ export class PageArgs {
   })
   first: number = DEFAULT_PAGE_SIZE;
 
-  @Field(() => String, { nullable: true, description: 'Return the items after this cursor (endCursor of the previous page).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Return the items after this cursor (endCursor of the previous page).',
+  })
   after?: string | null;
 }
 
@@ -83,7 +86,9 @@ export function connectionType<T extends object>(nodeType: ClassType<T>, name: s
 
     count!: () => Promise<number>;
 
-    @Field(() => Int, { description: 'Number of items matching the filter, across all pages (one extra query, run only when asked).' })
+    @Field(() => Int, {
+      description: 'Number of items matching the filter, across all pages (one extra query, run only when asked).',
+    })
     totalCount(): Promise<number> {
       return this.count();
     }
@@ -133,7 +138,8 @@ export function decodeCursor(cursor: string, key: SortKey): Cursor {
   }
   if (c.k !== key.name) throw bad(`it was made for ordering by ${c.k}, not ${key.name}`);
   if (!isUuid(c.id)) throw bad('its id is malformed');
-  if (key.type === 'timestamptz' ? !TIMESTAMP_TEXT.test(c.v) : c.v.length > 1000) throw bad('its position is malformed');
+  if (key.type === 'timestamptz' ? !TIMESTAMP_TEXT.test(c.v) : c.v.length > 1000)
+    throw bad('its position is malformed');
   return c as Cursor;
 }
 
@@ -148,7 +154,9 @@ export function toPage<T extends { id: string }>(
   first: number,
   after: string | null | undefined,
 ): { edges: Edge<T>[]; pageInfo: PageInfo } {
-  const edges = nodes.slice(0, first).map(({ node, sortValue }) => ({ node, cursor: encodeCursor(key, sortValue, node.id) }));
+  const edges = nodes
+    .slice(0, first)
+    .map(({ node, sortValue }) => ({ node, cursor: encodeCursor(key, sortValue, node.id) }));
   return {
     edges,
     pageInfo: {
@@ -161,7 +169,13 @@ export function toPage<T extends { id: string }>(
 }
 
 /** The keyset condition "after this cursor" for `alias`, in the sort direction. */
-export function afterCondition(where: SqlWhere, alias: string, key: SortKey, direction: SortDirection, cursor: Cursor): void {
+export function afterCondition(
+  where: SqlWhere,
+  alias: string,
+  key: SortKey,
+  direction: SortDirection,
+  cursor: Cursor,
+): void {
   const op = direction === SortDirection.ASC ? '>' : '<';
   where.add(`(${alias}."${key.column}", ${alias}."id") ${op} (?::${key.type}, ?::uuid)`, cursor.v, cursor.id);
 }
@@ -199,7 +213,10 @@ export async function paginate<T extends ObjectLiteral & { id: string }>(
     ...toPage(rows, key, page.first, page.after),
     count: () =>
       db.run(async (m) => {
-        const [{ n }] = (await m.query(`SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`, q.where.params)) as {
+        const [{ n }] = (await m.query(
+          `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`,
+          q.where.params,
+        )) as {
           n: number;
         }[];
         return n;

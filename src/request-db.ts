@@ -98,7 +98,10 @@ export function hydrate<T extends ObjectLiteral>(
   const entity = metadata.create() as T;
   for (const column of metadata.columns) {
     const value = row[column.databaseName];
-    column.setEntityValue(entity, value === undefined ? undefined : manager.connection.driver.prepareHydratedValue(value, column));
+    column.setEntityValue(
+      entity,
+      value === undefined ? undefined : manager.connection.driver.prepareHydratedValue(value, column),
+    );
   }
   return entity;
 }

@@ -78,7 +78,10 @@ export async function createApp(dataSource: DataSource, cfg: Config): Promise<Ap
   });
 
   if (cfg.queryPage) {
-    const page = queryPage(readExample('position-audit-trail.graphql'), readExample('position-audit-trail.variables.json') || '{}');
+    const page = queryPage(
+      readExample('position-audit-trail.graphql'),
+      readExample('position-audit-trail.variables.json') || '{}',
+    );
     app.get('/', (_req, res) => {
       res.type('html').send(page);
     });
@@ -94,19 +97,28 @@ export async function createApp(dataSource: DataSource, cfg: Config): Promise<Ap
     expressMiddleware(apollo, { context: async () => createContext(dataSource) }),
   );
   // Body-parser and other HTTP-level failures: a GraphQL-shaped JSON error, never a stack trace.
-  app.use((error: { status?: number; type?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
-    if (res.headersSent) return next(error);
-    const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
-    const message =
-      error.type === 'entity.too.large'
-        ? 'The request body is larger than 1 MB.'
-        : error.type === 'entity.parse.failed'
-          ? 'The request body is not valid JSON.'
-          : status < 500
-            ? 'The request could not be read.'
-            : 'Internal server error.';
-    if (status >= 500) logger.error({ err: error }, 'HTTP error');
-    res.status(status).json({ errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR' } }] });
-  });
+  app.use(
+    (
+      error: { status?: number; type?: string },
+      _req: express.Request,
+      res: express.Response,
+      next: express.NextFunction,
+    ) => {
+      if (res.headersSent) return next(error);
+      const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
+      const message =
+        error.type === 'entity.too.large'
+          ? 'The request body is larger than 1 MB.'
+          : error.type === 'entity.parse.failed'
+            ? 'The request body is not valid JSON.'
+            : status < 500
+              ? 'The request could not be read.'
+              : 'Internal server error.';
+      if (status >= 500) logger.error({ err: error }, 'HTTP error');
+      res
+        .status(status)
+        .json({ errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR' } }] });
+    },
+  );
   return { app, apollo };
 }

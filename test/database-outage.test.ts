@@ -54,7 +54,10 @@ afterAll(async () => {
 it('answers DATABASE_UNAVAILABLE while the database is down, and recovers when it is back', async () => {
   const trader = await makeTrader(app.dataSource.manager, { name: 'Resilient Rita' });
   const query = `query($id: ID!) { trader(id: $id) { name } traders { totalCount } }`;
-  expect((await app.run(query, { id: trader.id })).data).toEqual({ trader: { name: 'Resilient Rita' }, traders: { totalCount: 1 } });
+  expect((await app.run(query, { id: trader.id })).data).toEqual({
+    trader: { name: 'Resilient Rita' },
+    traders: { totalCount: 1 },
+  });
 
   await outage.down();
   for (let i = 0; i < 3; i++) {

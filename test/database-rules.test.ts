@@ -68,7 +68,10 @@ describe('execution_logs', () => {
   it('an edit made by bypassing the trigger breaks the chain detectably', async () => {
     const t = await makeTrader(ds.manager);
     const o = await makeOrder(ds.manager, { traderId: t.id });
-    await makeLogs(ds.manager, [{ orderId: o.id, traderId: t.id }, { orderId: o.id, traderId: t.id }]);
+    await makeLogs(ds.manager, [
+      { orderId: o.id, traderId: t.id },
+      { orderId: o.id, traderId: t.id },
+    ]);
     await c.query('BEGIN');
     await c.query('ALTER TABLE execution_logs DISABLE TRIGGER execution_logs_no_update_delete');
     await c.query(`UPDATE execution_logs SET actor = 'mallory' WHERE order_id = $1 AND seq = 1`, [o.id]);
@@ -84,24 +87,48 @@ describe('execution_logs', () => {
 describe('positions, orders, fills', () => {
   it('allow one OPEN position per trader and symbol, any number of CLOSED ones', async () => {
     const t = await makeTrader(ds.manager);
-    await makePosition(ds.manager, { traderId: t.id, symbol: 'AAPL', status: PositionStatus.CLOSED, closedAt: new Date() });
-    await makePosition(ds.manager, { traderId: t.id, symbol: 'AAPL', status: PositionStatus.CLOSED, closedAt: new Date() });
+    await makePosition(ds.manager, {
+      traderId: t.id,
+      symbol: 'AAPL',
+      status: PositionStatus.CLOSED,
+      closedAt: new Date(),
+    });
+    await makePosition(ds.manager, {
+      traderId: t.id,
+      symbol: 'AAPL',
+      status: PositionStatus.CLOSED,
+      closedAt: new Date(),
+    });
     await makePosition(ds.manager, { traderId: t.id, symbol: 'AAPL' });
-    await expect(makePosition(ds.manager, { traderId: t.id, symbol: 'AAPL' })).rejects.toThrow(/uq_positions_open_trader_symbol/);
+    await expect(makePosition(ds.manager, { traderId: t.id, symbol: 'AAPL' })).rejects.toThrow(
+      /uq_positions_open_trader_symbol/,
+    );
     const other = await makeTrader(ds.manager);
     await makePosition(ds.manager, { traderId: other.id, symbol: 'AAPL' });
   });
 
   it('check order rules: quantity, prices, limit needs a price, stop needs a stop price, no overfill', async () => {
     const t = await makeTrader(ds.manager);
-    await expect(makeOrder(ds.manager, { traderId: t.id, quantity: new Dec(-1) })).rejects.toThrow(/chk_orders_(quantity_positive|filled_quantity_max)/);
-    await expect(makeOrder(ds.manager, { traderId: t.id, orderType: OrderType.LIMIT })).rejects.toThrow(/chk_orders_limit_requires_price/);
-    await expect(makeOrder(ds.manager, { traderId: t.id, orderType: OrderType.STOP_LIMIT, price: new Dec(1) })).rejects.toThrow(/chk_orders_stop_requires_stop_price/);
-    await expect(makeOrder(ds.manager, { traderId: t.id, price: new Dec(-1) })).rejects.toThrow(/chk_orders_price_positive/);
-    await expect(makeOrder(ds.manager, { traderId: t.id, quantity: new Dec(1), filledQuantity: new Dec(2) })).rejects.toThrow(/chk_orders_filled_quantity_max/);
+    await expect(makeOrder(ds.manager, { traderId: t.id, quantity: new Dec(-1) })).rejects.toThrow(
+      /chk_orders_(quantity_positive|filled_quantity_max)/,
+    );
+    await expect(makeOrder(ds.manager, { traderId: t.id, orderType: OrderType.LIMIT })).rejects.toThrow(
+      /chk_orders_limit_requires_price/,
+    );
+    await expect(
+      makeOrder(ds.manager, { traderId: t.id, orderType: OrderType.STOP_LIMIT, price: new Dec(1) }),
+    ).rejects.toThrow(/chk_orders_stop_requires_stop_price/);
+    await expect(makeOrder(ds.manager, { traderId: t.id, price: new Dec(-1) })).rejects.toThrow(
+      /chk_orders_price_positive/,
+    );
+    await expect(
+      makeOrder(ds.manager, { traderId: t.id, quantity: new Dec(1), filledQuantity: new Dec(2) }),
+    ).rejects.toThrow(/chk_orders_filled_quantity_max/);
     await expect(makeOrder(ds.manager, { traderId: t.id, clientOrderId: 'x'.repeat(49) })).rejects.toThrow(/too long/);
     await makeOrder(ds.manager, { traderId: t.id, clientOrderId: 'dup' });
-    await expect(makeOrder(ds.manager, { traderId: t.id, clientOrderId: 'dup' })).rejects.toThrow(/uq_orders_trader_client_order_id/);
+    await expect(makeOrder(ds.manager, { traderId: t.id, clientOrderId: 'dup' })).rejects.toThrow(
+      /uq_orders_trader_client_order_id/,
+    );
   });
 
   it('deleting a position unlinks its orders and fills; deleting an order deletes its fills', async () => {
@@ -123,7 +150,10 @@ describe('positions, orders, fills', () => {
       { orderId: o.id, quantity: new Dec('0.1'), price: new Dec('0.000000001') },
       { orderId: o.id, quantity: new Dec('0.2'), price: new Dec('123456789012.123456789') },
     ]);
-    const { rows } = await c.query(`SELECT sum(quantity)::text AS q, max(price)::text AS p FROM fills WHERE order_id = $1`, [o.id]);
+    const { rows } = await c.query(
+      `SELECT sum(quantity)::text AS q, max(price)::text AS p FROM fills WHERE order_id = $1`,
+      [o.id],
+    );
     expect(rows[0]).toEqual({ q: '0.300000000', p: '123456789012.123456789' });
   });
 });

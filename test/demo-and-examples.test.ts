@@ -23,34 +23,59 @@ afterAll(async () => {
 describe('demo data', () => {
   it('has every kind of order and position the README promises', async () => {
     const q = (sql: string) => app.dataSource.query(sql) as Promise<{ k: string; n: number }[]>;
-    const statuses = Object.fromEntries((await q(`SELECT status::text AS k, count(*)::int AS n FROM orders GROUP BY 1`)).map((r) => [r.k, r.n]));
-    for (const s of ['PENDING', 'ACCEPTED', 'PARTIAL', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED']) expect(statuses[s]).toBeGreaterThan(0);
-    const positions = Object.fromEntries((await q(`SELECT status::text AS k, count(*)::int AS n FROM positions GROUP BY 1`)).map((r) => [r.k, r.n]));
+    const statuses = Object.fromEntries(
+      (await q(`SELECT status::text AS k, count(*)::int AS n FROM orders GROUP BY 1`)).map((r) => [r.k, r.n]),
+    );
+    for (const s of ['PENDING', 'ACCEPTED', 'PARTIAL', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED'])
+      expect(statuses[s]).toBeGreaterThan(0);
+    const positions = Object.fromEntries(
+      (await q(`SELECT status::text AS k, count(*)::int AS n FROM positions GROUP BY 1`)).map((r) => [r.k, r.n]),
+    );
     expect(positions.OPEN).toBeGreaterThan(0);
     expect(positions.CLOSED).toBeGreaterThan(0);
-    const [unlinked] = await q(`SELECT 'x' AS k, count(*)::int AS n FROM orders WHERE status = 'FILLED' AND position_id IS NULL`);
+    const [unlinked] = await q(
+      `SELECT 'x' AS k, count(*)::int AS n FROM orders WHERE status = 'FILLED' AND position_id IS NULL`,
+    );
     expect(unlinked.n).toBe(1);
     const [traders] = await q(`SELECT 'x' AS k, count(*)::int AS n FROM traders`);
     expect(traders.n).toBeGreaterThanOrEqual(3);
   });
 
   it('obeys the invariants of DOMAIN.md §4: positions replay from their fills, orders sum their fills', async () => {
-    const positions = await app.dataSource.query(`SELECT id, quantity::text, average_entry_price::text AS avg, realized_pnl::text AS pnl, total_commission::text AS comm FROM positions`);
+    const positions = await app.dataSource.query(
+      `SELECT id, quantity::text, average_entry_price::text AS avg, realized_pnl::text AS pnl, total_commission::text AS comm FROM positions`,
+    );
     for (const p of positions) {
       const fills = await app.dataSource.query(
         `SELECT f.quantity::text AS q, f.price::text AS p, f.commission::text AS c, o.side FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.position_id = $1 ORDER BY f.executed_at, f.id`,
         [p.id],
       );
-      const s = replayFills(fills.map((f: any) => ({ signedQuantity: f.side === 'BUY' ? new Dec(f.q) : new Dec(f.q).negated(), price: new Dec(f.p), commission: new Dec(f.c) })));
-      expect([s.quantity.toFixed(), s.averageEntryPrice.toFixed(), s.realizedPnl.toFixed(), s.totalCommission.toFixed()]).toEqual([
-        new Dec(p.quantity).toFixed(), new Dec(p.avg).toFixed(), new Dec(p.pnl).toFixed(), new Dec(p.comm).toFixed(),
+      const s = replayFills(
+        fills.map((f: any) => ({
+          signedQuantity: f.side === 'BUY' ? new Dec(f.q) : new Dec(f.q).negated(),
+          price: new Dec(f.p),
+          commission: new Dec(f.c),
+        })),
+      );
+      expect([
+        s.quantity.toFixed(),
+        s.averageEntryPrice.toFixed(),
+        s.realizedPnl.toFixed(),
+        s.totalCommission.toFixed(),
+      ]).toEqual([
+        new Dec(p.quantity).toFixed(),
+        new Dec(p.avg).toFixed(),
+        new Dec(p.pnl).toFixed(),
+        new Dec(p.comm).toFixed(),
       ]);
     }
     const mismatched = await app.dataSource.query(
       `SELECT o.id FROM orders o LEFT JOIN fills f ON f.order_id = o.id GROUP BY o.id HAVING o.filled_quantity <> coalesce(sum(f.quantity), 0)`,
     );
     expect(mismatched).toEqual([]);
-    const broken = await app.dataSource.query(`SELECT id FROM execution_logs l WHERE hash <> execution_log_hash(prev_hash, l)`);
+    const broken = await app.dataSource.query(
+      `SELECT id FROM execution_logs l WHERE hash <> execution_log_hash(prev_hash, l)`,
+    );
     expect(broken).toEqual([]);
   });
 

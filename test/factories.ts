@@ -22,7 +22,11 @@ async function insert<T extends object>(m: EntityManager, entity: new () => T, r
 }
 
 export async function makeTraders(m: EntityManager, count: number, over: Partial<Trader> = {}): Promise<Trader[]> {
-  return insert(m, Trader, Array.from({ length: count }, () => ({ name: `Trader ${next()}`, ...over })));
+  return insert(
+    m,
+    Trader,
+    Array.from({ length: count }, () => ({ name: `Trader ${next()}`, ...over })),
+  );
 }
 export async function makeTrader(m: EntityManager, over: Partial<Trader> = {}): Promise<Trader> {
   return (await makeTraders(m, 1, over))[0];
@@ -35,7 +39,10 @@ export async function makePositions(m: EntityManager, rows: Partial<Position>[])
     rows.map((r) => ({ symbol: `SYM${next()}`, quantity: new Dec(0), status: PositionStatus.OPEN, ...r })),
   );
 }
-export async function makePosition(m: EntityManager, over: Partial<Position> & { traderId: string }): Promise<Position> {
+export async function makePosition(
+  m: EntityManager,
+  over: Partial<Position> & { traderId: string },
+): Promise<Position> {
   return (await makePositions(m, [over]))[0];
 }
 
@@ -63,7 +70,13 @@ export async function makeFills(m: EntityManager, rows: (Partial<Fill> & { order
   return insert(
     m,
     Fill,
-    rows.map((r) => ({ execId: `x-${next()}`, quantity: new Dec(1), price: new Dec(100), executedAt: new Date(), ...r })),
+    rows.map((r) => ({
+      execId: `x-${next()}`,
+      quantity: new Dec(1),
+      price: new Dec(100),
+      executedAt: new Date(),
+      ...r,
+    })),
   );
 }
 
@@ -74,6 +87,12 @@ export async function makeLogs(
   return insert(
     m,
     ExecutionLog,
-    rows.map((r) => ({ action: ExecutionLogAction.SUBMITTED, actor: 'test', source: 'API', occurredAt: new Date(), ...r })),
+    rows.map((r) => ({
+      action: ExecutionLogAction.SUBMITTED,
+      actor: 'test',
+      source: 'API',
+      occurredAt: new Date(),
+      ...r,
+    })),
   );
 }

@@ -55,5 +55,7 @@ export default async function globalSetup(): Promise<void> {
   process.env.TRADETRAIL_TEST_ADMIN_URL = adminUrl;
   process.env.TRADETRAIL_TEST_TEMPLATE = template;
   (globalThis as Record<string, unknown>).__tradetrailStop = stop;
-  console.log(`\n[test] PostgreSQL ${process.env.DATABASE_URL ? 'from DATABASE_URL' : 'embedded'}; template ${template} migrated in ${Date.now() - started} ms`);
+  console.log(
+    `\n[test] PostgreSQL ${process.env.DATABASE_URL ? 'from DATABASE_URL' : 'embedded'}; template ${template} migrated in ${Date.now() - started} ms`,
+  );
 }

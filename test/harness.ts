@@ -33,7 +33,9 @@ export async function adminQuery(sql: string): Promise<void> {
 }
 
 /** A database of its own for one test file: a copy of the migrated template. */
-export async function createTestDatabase(migrated = true): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+export async function createTestDatabase(
+  migrated = true,
+): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
   const template = process.env.TRADETRAIL_TEST_TEMPLATE!;
   const name = `${template}_${randomBytes(4).toString('hex')}`;
   await adminQuery(migrated ? `CREATE DATABASE "${name}" TEMPLATE "${template}"` : `CREATE DATABASE "${name}"`);
@@ -76,7 +78,10 @@ export interface TestApp {
   run<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
-  ): Promise<{ data?: T | null; errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[] }>;
+  ): Promise<{
+    data?: T | null;
+    errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[];
+  }>;
   close(): Promise<void>;
 }
 

@@ -40,7 +40,10 @@ describe('HTTP', () => {
   });
 
   it('serves a query page that loads nothing from the internet', async () => {
-    for (const [url, headers] of [[`${base}/`, {}], [`${base}/graphql`, { accept: 'text/html' }]] as const) {
+    for (const [url, headers] of [
+      [`${base}/`, {}],
+      [`${base}/graphql`, { accept: 'text/html' }],
+    ] as const) {
       const res = await fetch(url, { headers });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/text\/html/);
@@ -62,9 +65,13 @@ describe('HTTP', () => {
   });
 
   it('refuses bodies over 1 MB with 413 and malformed JSON with 400', async () => {
-    const big = await post(JSON.stringify({ query: `{ traders { totalCount } }`, variables: { pad: 'x'.repeat(1_100_000) } }));
+    const big = await post(
+      JSON.stringify({ query: `{ traders { totalCount } }`, variables: { pad: 'x'.repeat(1_100_000) } }),
+    );
     expect(big.status).toBe(413);
-    expect(await big.json()).toEqual({ errors: [{ message: 'The request body is larger than 1 MB.', extensions: { code: 'BAD_REQUEST' } }] });
+    expect(await big.json()).toEqual({
+      errors: [{ message: 'The request body is larger than 1 MB.', extensions: { code: 'BAD_REQUEST' } }],
+    });
     const bad = await post('{"query": ');
     expect(bad.status).toBe(400);
     const text = await bad.text();

@@ -11,14 +11,18 @@ async function catalog(url: string): Promise<Record<string, string[]>> {
   try {
     return {
       tables: await q(`SELECT tablename AS x FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`),
-      columns: await q(`SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS x
+      columns:
+        await q(`SELECT table_name || '.' || column_name || ' ' || data_type || coalesce('(' || numeric_precision || ',' || numeric_scale || ')', '') || ' ' || is_nullable || ' ' || coalesce(column_default, '') AS x
                         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1`),
       constraints: await q(`SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) AS x
                             FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1`),
       indexes: await q(`SELECT indexdef AS x FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`),
-      triggers: await q(`SELECT tgrelid::regclass || ' ' || tgname AS x FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`),
+      triggers: await q(
+        `SELECT tgrelid::regclass || ' ' || tgname AS x FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`,
+      ),
       functions: await q(`SELECT proname AS x FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1`),
-      types: await q(`SELECT typname || ' ' || string_agg(enumlabel, ',' ORDER BY enumsortorder) AS x FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
+      types:
+        await q(`SELECT typname || ' ' || string_agg(enumlabel, ',' ORDER BY enumsortorder) AS x FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
                       WHERE typnamespace = 'public'::regnamespace GROUP BY typname ORDER BY 1`),
     };
   } finally {
@@ -51,31 +55,62 @@ describe('migrations', () => {
     };
     // DOMAIN.md §1, the points the issue names.
     has('columns', /^orders\.position_id uuid YES/);
-    has('constraints', 'orders fk_orders_position FOREIGN KEY (position_id) REFERENCES positions(id) ON DELETE SET NULL');
+    has(
+      'constraints',
+      'orders fk_orders_position FOREIGN KEY (position_id) REFERENCES positions(id) ON DELETE SET NULL',
+    );
     has('constraints', 'fills fk_fills_order FOREIGN KEY (order_id) REFERENCES orders(id) ON DELETE CASCADE');
     has('constraints', 'fills fk_fills_position FOREIGN KEY (position_id) REFERENCES positions(id) ON DELETE SET NULL');
     has('indexes', 'CREATE INDEX idx_orders_position_id ON public.orders USING btree (position_id)');
     has('indexes', 'CREATE INDEX idx_orders_position_created ON public.orders USING btree (position_id, created_at)');
     has('indexes', 'CREATE INDEX idx_orders_trader_created ON public.orders USING btree (trader_id, created_at DESC)');
-    has('indexes', `CREATE UNIQUE INDEX uq_positions_open_trader_symbol ON public.positions USING btree (trader_id, symbol) WHERE (status = 'OPEN'::position_status)`);
-    has('indexes', 'CREATE UNIQUE INDEX uq_orders_trader_client_order_id ON public.orders USING btree (trader_id, client_order_id)');
-    has('indexes', 'CREATE UNIQUE INDEX uq_execution_logs_order_seq ON public.execution_logs USING btree (order_id, seq)');
+    has(
+      'indexes',
+      `CREATE UNIQUE INDEX uq_positions_open_trader_symbol ON public.positions USING btree (trader_id, symbol) WHERE (status = 'OPEN'::position_status)`,
+    );
+    has(
+      'indexes',
+      'CREATE UNIQUE INDEX uq_orders_trader_client_order_id ON public.orders USING btree (trader_id, client_order_id)',
+    );
+    has(
+      'indexes',
+      'CREATE UNIQUE INDEX uq_execution_logs_order_seq ON public.execution_logs USING btree (order_id, seq)',
+    );
     has('indexes', 'CREATE INDEX idx_fills_timestamp ON public.fills USING btree (executed_at DESC)');
-    has('constraints', `orders chk_orders_limit_requires_price CHECK (((order_type <> ALL (ARRAY['LIMIT'::order_type, 'STOP_LIMIT'::order_type])) OR (price IS NOT NULL)))`);
+    has(
+      'constraints',
+      `orders chk_orders_limit_requires_price CHECK (((order_type <> ALL (ARRAY['LIMIT'::order_type, 'STOP_LIMIT'::order_type])) OR (price IS NOT NULL)))`,
+    );
     has('constraints', 'orders chk_orders_filled_quantity_max CHECK ((filled_quantity <= quantity))');
     has('triggers', 'execution_logs execution_logs_no_update_delete');
     has('triggers', 'execution_logs execution_logs_no_truncate');
     has('types', 'order_status PENDING,ACCEPTED,PARTIAL,FILLED,CANCELLED,REJECTED,EXPIRED,REPLACED');
     // Exact types everywhere: no float, no timestamp without time zone.
     expect(up.columns.filter((c) => / (double precision|real|timestamp without time zone)[ (]/.test(c))).toEqual([]);
-    for (const col of ['positions.quantity', 'orders.price', 'orders.quantity', 'fills.price', 'fills.quantity', 'fills.commission', 'positions.realized_pnl', 'orders.average_fill_price']) {
+    for (const col of [
+      'positions.quantity',
+      'orders.price',
+      'orders.quantity',
+      'fills.price',
+      'fills.quantity',
+      'fills.commission',
+      'positions.realized_pnl',
+      'orders.average_fill_price',
+    ]) {
       has('columns', new RegExp(`^${col.replace('.', '\\.')} numeric`));
     }
 
     // Down: back to nothing but the migrations table.
-    while ((await ds.query(`SELECT count(*)::int AS n FROM typeorm_migrations`))[0].n > 0) await ds.undoLastMigration({ transaction: 'each' });
+    while ((await ds.query(`SELECT count(*)::int AS n FROM typeorm_migrations`))[0].n > 0)
+      await ds.undoLastMigration({ transaction: 'each' });
     const down = await catalog(db.url);
-    expect({ ...down, tables: down.tables.filter((t) => t !== 'typeorm_migrations'), columns: down.columns.filter((c) => !c.startsWith('typeorm_migrations.')), constraints: down.constraints.filter((c) => !c.startsWith('typeorm_migrations')), indexes: down.indexes.filter((c) => !c.includes('typeorm_migrations')) }).toEqual(empty);
+    expect({
+      ...down,
+      tables: down.tables.filter((t) => t !== 'typeorm_migrations'),
+      columns: down.columns.filter((c) => !c.startsWith('typeorm_migrations.')),
+      constraints: down.constraints.filter((c) => !c.startsWith('typeorm_migrations')),
+      indexes: down.indexes.filter((c) => !c.includes('typeorm_migrations')),
+    }).toEqual(empty);
 
     await ds.runMigrations({ transaction: 'each' });
     expect(await catalog(db.url)).toEqual(up);

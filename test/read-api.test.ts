@@ -30,10 +30,27 @@ describe('lookups by id', () => {
       averageEntryPrice: new Dec('0.1'),
       realizedPnl: new Dec('-12.345678901234567891'),
     });
-    const order = await makeOrder(m(), { traderId: trader.id, positionId: position.id, symbol: 'AAPL', quantity: new Dec('0.300000001') });
+    const order = await makeOrder(m(), {
+      traderId: trader.id,
+      positionId: position.id,
+      symbol: 'AAPL',
+      quantity: new Dec('0.300000001'),
+    });
     await makeFills(m(), [
-      { orderId: order.id, positionId: position.id, quantity: new Dec('0.1'), price: new Dec('0.2'), executedAt: new Date('2026-01-01T10:00:00Z') },
-      { orderId: order.id, positionId: position.id, quantity: new Dec('0.200000001'), price: new Dec('0.1'), executedAt: new Date('2026-01-01T10:00:01Z') },
+      {
+        orderId: order.id,
+        positionId: position.id,
+        quantity: new Dec('0.1'),
+        price: new Dec('0.2'),
+        executedAt: new Date('2026-01-01T10:00:00Z'),
+      },
+      {
+        orderId: order.id,
+        positionId: position.id,
+        quantity: new Dec('0.200000001'),
+        price: new Dec('0.1'),
+        executedAt: new Date('2026-01-01T10:00:01Z'),
+      },
     ]);
     await makeLogs(m(), [
       { orderId: order.id, traderId: trader.id, action: ExecutionLogAction.SUBMITTED },
@@ -51,15 +68,31 @@ describe('lookups by id', () => {
     );
     expect(res.errors).toBeUndefined();
     const p = (res.data as any).position;
-    expect(p).toMatchObject({ id: position.id, symbol: 'AAPL', quantity: '0.300000001', averageEntryPrice: '0.1', realizedPnl: '-12.345678901234567891', status: 'OPEN', trader: { name: 'Ada' } });
+    expect(p).toMatchObject({
+      id: position.id,
+      symbol: 'AAPL',
+      quantity: '0.300000001',
+      averageEntryPrice: '0.1',
+      realizedPnl: '-12.345678901234567891',
+      status: 'OPEN',
+      trader: { name: 'Ada' },
+    });
     expect(p.orders.totalCount).toBe(1);
     const o = p.orders.edges[0].node;
-    expect(o).toMatchObject({ id: order.id, quantity: '0.300000001', position: { id: position.id }, trader: { name: 'Ada' } });
+    expect(o).toMatchObject({
+      id: order.id,
+      quantity: '0.300000001',
+      position: { id: position.id },
+      trader: { name: 'Ada' },
+    });
     expect(o.fills).toEqual([
       { quantity: '0.1', price: '0.2', order: { id: order.id }, position: { id: position.id } },
       { quantity: '0.200000001', price: '0.1', order: { id: order.id }, position: { id: position.id } },
     ]);
-    expect(o.executionLogs.map((l: any) => [l.seq, l.action])).toEqual([[1, 'SUBMITTED'], [2, 'ACCEPTED']]);
+    expect(o.executionLogs.map((l: any) => [l.seq, l.action])).toEqual([
+      [1, 'SUBMITTED'],
+      [2, 'ACCEPTED'],
+    ]);
     expect(o.executionLogs[0].prevHash).toBeNull();
     expect(o.executionLogs[1].prevHash).toBe(o.executionLogs[0].hash);
     expect(o.executionLogs[0].order.id).toBe(order.id);
@@ -68,7 +101,10 @@ describe('lookups by id', () => {
 
   it('returns null for unknown ids and BAD_USER_INPUT for malformed ones', async () => {
     const unknown = '3f1b2c4d-0000-4000-8000-000000000000';
-    const res = await app.run(`query($id: ID!) { position(id: $id) { id } order(id: $id) { id } fill(id: $id) { id } trader(id: $id) { id } }`, { id: unknown });
+    const res = await app.run(
+      `query($id: ID!) { position(id: $id) { id } order(id: $id) { id } fill(id: $id) { id } trader(id: $id) { id } }`,
+      { id: unknown },
+    );
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({ position: null, order: null, fill: null, trader: null });
 
@@ -81,9 +117,17 @@ describe('lookups by id', () => {
 
   it('an unlinked order has no position; a fill without a position has none either', async () => {
     const trader = await makeTrader(m());
-    const order = await makeOrder(m(), { traderId: trader.id, status: OrderStatus.FILLED, quantity: new Dec(1), filledQuantity: new Dec(1) });
+    const order = await makeOrder(m(), {
+      traderId: trader.id,
+      status: OrderStatus.FILLED,
+      quantity: new Dec(1),
+      filledQuantity: new Dec(1),
+    });
     const [fill] = await makeFills(m(), [{ orderId: order.id, quantity: new Dec(1) }]);
-    const res = await app.run(`query($o: ID!, $f: ID!) { order(id: $o) { position { id } } fill(id: $f) { position { id } order { id } } }`, { o: order.id, f: fill.id });
+    const res = await app.run(
+      `query($o: ID!, $f: ID!) { order(id: $o) { position { id } } fill(id: $f) { position { id } order { id } } }`,
+      { o: order.id, f: fill.id },
+    );
     expect(res.errors).toBeUndefined();
     expect(res.data).toEqual({ order: { position: null }, fill: { position: null, order: { id: order.id } } });
   });
@@ -99,7 +143,11 @@ describe('connections', () => {
     // 7 orders with the same created_at (tie-break on id) and 5 one minute apart.
     await makeOrders(m(), [
       ...Array.from({ length: 7 }, () => ({ traderId, symbol: 'TIE', createdAt: new Date(base) })),
-      ...Array.from({ length: 5 }, (_, i) => ({ traderId, symbol: 'SEQ', createdAt: new Date(base + (i + 1) * 60_000) })),
+      ...Array.from({ length: 5 }, (_, i) => ({
+        traderId,
+        symbol: 'SEQ',
+        createdAt: new Date(base + (i + 1) * 60_000),
+      })),
       { traderId: otherTraderId, symbol: 'TIE', createdAt: new Date(base) },
     ]);
   });
@@ -108,13 +156,13 @@ describe('connections', () => {
     const ids: string[] = [];
     let after: string | null = null;
     for (let guard = 0; guard < 50; guard++) {
-      const res = await app.run(
+      const res: Awaited<ReturnType<TestApp['run']>> = await app.run(
         `query($t: ID!, $first: Int!, $after: String) { orders(filter: { traderId: $t }, first: $first, after: $after${orderBy ? `, orderBy: ${orderBy}` : ''}) {
            edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }`,
         { t: traderId, first, after },
       );
       expect(res.errors).toBeUndefined();
-      const c = (res.data as any).orders;
+      const c: any = (res.data as any).orders;
       ids.push(...c.edges.map((e: any) => e.node.id));
       expect(c.pageInfo.hasPreviousPage).toBe(after !== null);
       if (c.edges.length) expect(c.pageInfo.endCursor).toBe(c.edges.at(-1).cursor);
@@ -151,7 +199,9 @@ describe('connections', () => {
     expect(await q(`{ traderId: "${traderId}", linked: true }`)).toBe(0);
     expect(await q(`{ traderId: "${traderId}", status: [ACCEPTED] }`)).toBe(12);
     expect(await q(`{ traderId: "${traderId}", status: [FILLED, CANCELLED] }`)).toBe(0);
-    expect(await q(`{ traderId: "${traderId}", createdFrom: "2026-03-02T14:31:00Z", createdTo: "2026-03-02T14:34:00Z" }`)).toBe(3);
+    expect(
+      await q(`{ traderId: "${traderId}", createdFrom: "2026-03-02T14:31:00Z", createdTo: "2026-03-02T14:34:00Z" }`),
+    ).toBe(3);
     expect(await q(`{ symbol: "TIE" }`)).toBeGreaterThanOrEqual(8);
 
     app.statements.reset();
@@ -182,7 +232,10 @@ describe('connections', () => {
   });
 
   it('first: 0 returns no edges but counts; first above 500 or below 0 is BAD_USER_INPUT', async () => {
-    const zero = await app.run(`query($t: ID!) { orders(first: 0, filter: { traderId: $t }) { totalCount edges { cursor } pageInfo { hasNextPage } } }`, { t: traderId });
+    const zero = await app.run(
+      `query($t: ID!) { orders(first: 0, filter: { traderId: $t }) { totalCount edges { cursor } pageInfo { hasNextPage } } }`,
+      { t: traderId },
+    );
     expect(zero.errors).toBeUndefined();
     expect(zero.data).toEqual({ orders: { totalCount: 12, edges: [], pageInfo: { hasNextPage: false } } });
 
@@ -207,7 +260,9 @@ describe('connections', () => {
     const bad = [
       'garbage',
       Buffer.from('{"k":"CREATED_AT","v":"2026-01-01 00:00:00+00","id":"x"}').toString('base64url'),
-      Buffer.from('{"k":"CREATED_AT","v":"yesterday","id":"3f1b2c4d-0000-4000-8000-000000000000"}').toString('base64url'),
+      Buffer.from('{"k":"CREATED_AT","v":"yesterday","id":"3f1b2c4d-0000-4000-8000-000000000000"}').toString(
+        'base64url',
+      ),
       Buffer.from('[1,2,3]').toString('base64url'),
     ];
     for (const after of bad) {
@@ -215,7 +270,9 @@ describe('connections', () => {
       expect(res.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
       expect(res.errors?.[0].message).toMatch(/after is not a cursor of this list/);
     }
-    const other = await app.run(`query($a: String) { orders(after: $a, orderBy: { field: SYMBOL }) { totalCount } }`, { a: cursor });
+    const other = await app.run(`query($a: String) { orders(after: $a, orderBy: { field: SYMBOL }) { totalCount } }`, {
+      a: cursor,
+    });
     expect(other.errors?.[0].message).toMatch(/made for ordering by CREATED_AT, not SYMBOL/);
   });
 });
@@ -226,8 +283,17 @@ describe('Position.orders is paged per position', () => {
     const [p1, p2] = await makePositions(m(), [{ traderId: trader.id }, { traderId: trader.id }]);
     const t0 = Date.parse('2026-05-01T10:00:00Z');
     await makeOrders(m(), [
-      ...Array.from({ length: 5 }, (_, i) => ({ traderId: trader.id, positionId: p1.id, createdAt: new Date(t0 + i * 1000) })),
-      ...Array.from({ length: 3 }, (_, i) => ({ traderId: trader.id, positionId: p2.id, createdAt: new Date(t0 + i * 1000), status: i === 0 ? OrderStatus.CANCELLED : OrderStatus.ACCEPTED })),
+      ...Array.from({ length: 5 }, (_, i) => ({
+        traderId: trader.id,
+        positionId: p1.id,
+        createdAt: new Date(t0 + i * 1000),
+      })),
+      ...Array.from({ length: 3 }, (_, i) => ({
+        traderId: trader.id,
+        positionId: p2.id,
+        createdAt: new Date(t0 + i * 1000),
+        status: i === 0 ? OrderStatus.CANCELLED : OrderStatus.ACCEPTED,
+      })),
     ]);
     const q = `query($ids: [ID!]!) { a: position(id: "${p1.id}") { ...P } b: position(id: "${p2.id}") { ...P } }
       fragment P on Position { orders(first: 2) { totalCount edges { cursor node { createdAt } } pageInfo { hasNextPage endCursor } }
@@ -236,19 +302,27 @@ describe('Position.orders is paged per position', () => {
     expect(res.errors).toBeUndefined();
     const { a, b } = res.data as any;
     expect(a.orders.totalCount).toBe(5);
-    expect(a.orders.edges.map((e: any) => e.node.createdAt)).toEqual([new Date(t0).toISOString(), new Date(t0 + 1000).toISOString()]);
+    expect(a.orders.edges.map((e: any) => e.node.createdAt)).toEqual([
+      new Date(t0).toISOString(),
+      new Date(t0 + 1000).toISOString(),
+    ]);
     expect(a.orders.pageInfo.hasNextPage).toBe(true);
     expect(b.orders.totalCount).toBe(3);
     expect(b.orders.pageInfo.hasNextPage).toBe(true);
     expect(a.cancelled.totalCount).toBe(0);
     expect(b.cancelled.totalCount).toBe(1);
 
-    const next = await app.run(`query($id: ID!, $after: String) { position(id: $id) { orders(first: 10, after: $after) { edges { node { createdAt } } pageInfo { hasNextPage hasPreviousPage } } } }`, {
-      id: p1.id,
-      after: a.orders.pageInfo.endCursor,
-    });
+    const next = await app.run(
+      `query($id: ID!, $after: String) { position(id: $id) { orders(first: 10, after: $after) { edges { node { createdAt } } pageInfo { hasNextPage hasPreviousPage } } } }`,
+      {
+        id: p1.id,
+        after: a.orders.pageInfo.endCursor,
+      },
+    );
     expect(next.errors).toBeUndefined();
-    expect((next.data as any).position.orders.edges.map((e: any) => e.node.createdAt)).toEqual([2, 3, 4].map((i) => new Date(t0 + i * 1000).toISOString()));
+    expect((next.data as any).position.orders.edges.map((e: any) => e.node.createdAt)).toEqual(
+      [2, 3, 4].map((i) => new Date(t0 + i * 1000).toISOString()),
+    );
     expect((next.data as any).position.orders.pageInfo).toEqual({ hasNextPage: false, hasPreviousPage: true });
   });
 
@@ -259,7 +333,10 @@ describe('Position.orders is paged per position', () => {
       { traderId: trader.id, symbol: 'X', status: PositionStatus.CLOSED, closedAt: new Date() },
       { traderId: trader.id, symbol: 'X', status: PositionStatus.OPEN },
     ]);
-    const res = await app.run(`query($t: ID!) { open: positions(filter: { traderId: $t, status: OPEN }) { totalCount } closed: positions(filter: { traderId: $t, status: CLOSED }) { totalCount } }`, { t: trader.id });
+    const res = await app.run(
+      `query($t: ID!) { open: positions(filter: { traderId: $t, status: OPEN }) { totalCount } closed: positions(filter: { traderId: $t, status: CLOSED }) { totalCount } }`,
+      { t: trader.id },
+    );
     expect(res.data).toEqual({ open: { totalCount: 1 }, closed: { totalCount: 2 } });
   });
 });

@@ -59,7 +59,11 @@ async function stop(r: Running): Promise<void> {
 }
 
 async function gql(url: string, query: string): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query }),
+  });
   return res.json();
 }
 
@@ -79,8 +83,13 @@ describe('npm start', () => {
     try {
       expect(first.output()).toMatch(/1 pending migration\(s\) applied/);
       expect(first.output()).toMatch(/demo data loaded/);
-      const res = await gql(first.url, '{ traders { totalCount } positions(filter: { status: CLOSED }) { totalCount } orders(filter: { status: [FILLED], linked: false }) { totalCount } }');
-      expect(res).toEqual({ data: { traders: { totalCount: 3 }, positions: { totalCount: 1 }, orders: { totalCount: 1 } } });
+      const res = await gql(
+        first.url,
+        '{ traders { totalCount } positions(filter: { status: CLOSED }) { totalCount } orders(filter: { status: [FILLED], linked: false }) { totalCount } }',
+      );
+      expect(res).toEqual({
+        data: { traders: { totalCount: 3 }, positions: { totalCount: 1 }, orders: { totalCount: 1 } },
+      });
     } finally {
       await stop(first);
     }
@@ -104,7 +113,11 @@ describe('npm start', () => {
   });
 
   it('loads no demo data when TRADETRAIL_DEMO_DATA=off, and explains a bad setting', async () => {
-    const env = { TRADETRAIL_DATA_DIR: path.join(dir, 'empty'), TRADETRAIL_PG_PORT: String(await freePort()), TRADETRAIL_DEMO_DATA: 'off' };
+    const env = {
+      TRADETRAIL_DATA_DIR: path.join(dir, 'empty'),
+      TRADETRAIL_PG_PORT: String(await freePort()),
+      TRADETRAIL_DEMO_DATA: 'off',
+    };
     const r = await start(env);
     try {
       expect(await gql(r.url, '{ traders { totalCount } }')).toEqual({ data: { traders: { totalCount: 0 } } });

@@ -17,7 +17,13 @@ const AUDIT_TRAIL = `{ positions(first: 100) { edges { node {
 /** START TRANSACTION, SET TRANSACTION READ ONLY, positions page, traders, orders (windowed), fills, logs, COMMIT. */
 const EXPECTED_STATEMENTS = 8;
 
-async function seed(app: TestApp, positions: number, ordersPer: number, fillsPer: number, logsPer: number): Promise<void> {
+async function seed(
+  app: TestApp,
+  positions: number,
+  ordersPer: number,
+  fillsPer: number,
+  logsPer: number,
+): Promise<void> {
   const m = app.dataSource.manager;
   const traders = await makeTraders(m, Math.max(1, Math.ceil(positions / 10)));
   const ps = await makePositions(
@@ -26,15 +32,25 @@ async function seed(app: TestApp, positions: number, ordersPer: number, fillsPer
   );
   const orders = await makeOrders(
     m,
-    ps.flatMap((p) => Array.from({ length: ordersPer }, () => ({ traderId: p.traderId, positionId: p.id, symbol: p.symbol }))),
+    ps.flatMap((p) =>
+      Array.from({ length: ordersPer }, () => ({ traderId: p.traderId, positionId: p.id, symbol: p.symbol })),
+    ),
   );
   await makeFills(
     m,
-    orders.flatMap((o) => Array.from({ length: fillsPer }, () => ({ orderId: o.id, positionId: o.positionId, quantity: new Dec(1) }))),
+    orders.flatMap((o) =>
+      Array.from({ length: fillsPer }, () => ({ orderId: o.id, positionId: o.positionId, quantity: new Dec(1) })),
+    ),
   );
   await makeLogs(
     m,
-    orders.flatMap((o) => Array.from({ length: logsPer }, () => ({ orderId: o.id, traderId: o.traderId, action: ExecutionLogAction.EXECUTED }))),
+    orders.flatMap((o) =>
+      Array.from({ length: logsPer }, () => ({
+        orderId: o.id,
+        traderId: o.traderId,
+        action: ExecutionLogAction.EXECUTED,
+      })),
+    ),
   );
 }
 
@@ -73,7 +89,9 @@ describe('statements per request', () => {
     expect(edges[0].node.orders.edges[0].node.fills).toHaveLength(5);
     expect(edges[0].node.orders.edges[0].node.executionLogs).toHaveLength(3);
 
-    console.log(`statements for 1 position: ${smallCount}; for 100 positions (1,000 orders, 5,000 fills, 3,000 logs): ${large.statements.count}`);
+    console.log(
+      `statements for 1 position: ${smallCount}; for 100 positions (1,000 orders, 5,000 fills, 3,000 logs): ${large.statements.count}`,
+    );
     console.log(large.statements.log.map((q) => `  ${q.replace(/\s+/g, ' ').slice(0, 110)}`).join('\n'));
     expect(smallCount).toBe(EXPECTED_STATEMENTS);
     expect(large.statements.count).toBe(EXPECTED_STATEMENTS);

@@ -102,7 +102,10 @@ export class ExecutionLog {
   @Column({ name: 'recorded_at', type: 'timestamptz', default: () => 'clock_timestamp()' })
   readonly recordedAt!: Date;
 
-  @Field(() => String, { nullable: true, description: 'Hash of the previous entry of the same order (null for seq 1).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Hash of the previous entry of the same order (null for seq 1).',
+  })
   @Column({ name: 'prev_hash', type: 'char', length: 64, nullable: true })
   readonly prevHash!: string | null;
 

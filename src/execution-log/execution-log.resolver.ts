@@ -11,7 +11,10 @@ export const ExecutionLogConnection = connectionType(ExecutionLog, 'ExecutionLog
 @Resolver(() => ExecutionLog)
 export class ExecutionLogResolver {
   @Query(() => ExecutionLogConnection, { description: 'Audit trail entries across orders.' })
-  executionLogs(@Args(() => ExecutionLogsArgs) args: ExecutionLogsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<ExecutionLog>> {
+  executionLogs(
+    @Args(() => ExecutionLogsArgs) args: ExecutionLogsArgs,
+    @Ctx() ctx: Context,
+  ): Promise<ConnectionResult<ExecutionLog>> {
     return listExecutionLogs(ctx.db, args);
   }
 

@@ -4,8 +4,16 @@ import { ExecutionLog } from './execution-log.entity';
 import { ExecutionLogSortField, type ExecutionLogsArgs } from './execution-log.inputs';
 
 const SORT_KEYS: Record<ExecutionLogSortField, SortKey> = {
-  [ExecutionLogSortField.RECORDED_AT]: { name: ExecutionLogSortField.RECORDED_AT, column: 'recorded_at', type: 'timestamptz' },
-  [ExecutionLogSortField.OCCURRED_AT]: { name: ExecutionLogSortField.OCCURRED_AT, column: 'occurred_at', type: 'timestamptz' },
+  [ExecutionLogSortField.RECORDED_AT]: {
+    name: ExecutionLogSortField.RECORDED_AT,
+    column: 'recorded_at',
+    type: 'timestamptz',
+  },
+  [ExecutionLogSortField.OCCURRED_AT]: {
+    name: ExecutionLogSortField.OCCURRED_AT,
+    column: 'occurred_at',
+    type: 'timestamptz',
+  },
 };
 
 export function listExecutionLogs(db: RequestDb, args: ExecutionLogsArgs): Promise<ConnectionResult<ExecutionLog>> {

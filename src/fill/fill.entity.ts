@@ -1,6 +1,16 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
-import { Check, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, type Relation } from 'typeorm';
-import { Dec, decimalTransformer } from '../decimal';
+import {
+  Check,
+  Column,
+  CreateDateColumn,
+  Entity,
+  Index,
+  JoinColumn,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  type Relation,
+} from 'typeorm';
+import { type Dec, decimalTransformer } from '../decimal';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
 import { DecimalScalar } from '../scalars';

@@ -12,7 +12,7 @@ import {
   type Relation,
   UpdateDateColumn,
 } from 'typeorm';
-import { Dec, decimalTransformer } from '../decimal';
+import { type Dec, decimalTransformer } from '../decimal';
 import { Position } from '../position/position.entity';
 import { DecimalScalar, type JsonObject } from '../scalars';
 import { Trader } from '../trader/trader.entity';
@@ -128,7 +128,13 @@ export class Order {
   orderType!: OrderType;
 
   @Field(() => TimeInForce)
-  @Column({ name: 'time_in_force', type: 'enum', enum: TimeInForce, enumName: 'time_in_force', default: TimeInForce.DAY })
+  @Column({
+    name: 'time_in_force',
+    type: 'enum',
+    enum: TimeInForce,
+    enumName: 'time_in_force',
+    default: TimeInForce.DAY,
+  })
   timeInForce!: TimeInForce;
 
   @Field(() => DecimalScalar)
@@ -140,15 +146,36 @@ export class Order {
   price!: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
-  @Column({ name: 'stop_price', type: 'numeric', precision: 30, scale: 9, nullable: true, transformer: decimalTransformer })
+  @Column({
+    name: 'stop_price',
+    type: 'numeric',
+    precision: 30,
+    scale: 9,
+    nullable: true,
+    transformer: decimalTransformer,
+  })
   stopPrice!: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
-  @Column({ name: 'stop_loss', type: 'numeric', precision: 30, scale: 9, nullable: true, transformer: decimalTransformer })
+  @Column({
+    name: 'stop_loss',
+    type: 'numeric',
+    precision: 30,
+    scale: 9,
+    nullable: true,
+    transformer: decimalTransformer,
+  })
   stopLoss!: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
-  @Column({ name: 'take_profit', type: 'numeric', precision: 30, scale: 9, nullable: true, transformer: decimalTransformer })
+  @Column({
+    name: 'take_profit',
+    type: 'numeric',
+    precision: 30,
+    scale: 9,
+    nullable: true,
+    transformer: decimalTransformer,
+  })
   takeProfit!: Dec | null;
 
   @Field(() => OrderStatus)

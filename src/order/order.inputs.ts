@@ -34,7 +34,10 @@ export class OrderFilter {
   @IsUUID('all', UUID_MESSAGE('filter.positionId'))
   positionId?: string;
 
-  @Field(() => Boolean, { nullable: true, description: 'true: only orders linked to a position; false: only unlinked ones.' })
+  @Field(() => Boolean, {
+    nullable: true,
+    description: 'true: only orders linked to a position; false: only unlinked ones.',
+  })
   linked?: boolean;
 
   @Field(() => Date, { nullable: true })

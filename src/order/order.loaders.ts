@@ -35,8 +35,17 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
     ordersPageByPositionId: new LoaderFamily(
       (args) =>
         new DataLoader<string, OrderPage>(async (positionIds) => {
-          const where = new SqlWhere().add(`t."position_id" = ANY(?::uuid[])`, positionIds).add(`t."status" = ?`, args.status ?? undefined);
-          if (args.after) afterCondition(where, 't', POSITION_ORDERS_KEY, SortDirection.ASC, decodeCursor(args.after, POSITION_ORDERS_KEY));
+          const where = new SqlWhere()
+            .add(`t."position_id" = ANY(?::uuid[])`, positionIds)
+            .add(`t."status" = ?`, args.status ?? undefined);
+          if (args.after)
+            afterCondition(
+              where,
+              't',
+              POSITION_ORDERS_KEY,
+              SortDirection.ASC,
+              decodeCursor(args.after, POSITION_ORDERS_KEY),
+            );
           const limit = where.param(args.first + 1);
           // A window per position keeps one statement for any number of parents.
           const rows = await db.run(async (m) => {
@@ -48,7 +57,11 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
                ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
               where.params,
             )) as Record<string, unknown>[];
-            return raw.map((r) => ({ positionId: r.position_id as string, node: hydrate(m, Order, r), sortValue: String(r.__sort) }));
+            return raw.map((r) => ({
+              positionId: r.position_id as string,
+              node: hydrate(m, Order, r),
+              sortValue: String(r.__sort),
+            }));
           });
           const byPosition = groupBy(rows, (r) => r.positionId);
           return positionIds.map((id) => toPage(byPosition.get(id) ?? [], POSITION_ORDERS_KEY, args.first, args.after));
@@ -57,7 +70,9 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
     orderCountByPositionId: new LoaderFamily(
       (status) =>
         new DataLoader<string, number>(async (positionIds) => {
-          const where = new SqlWhere().add(`"position_id" = ANY(?::uuid[])`, positionIds).add(`"status" = ?`, status ?? undefined);
+          const where = new SqlWhere()
+            .add(`"position_id" = ANY(?::uuid[])`, positionIds)
+            .add(`"status" = ?`, status ?? undefined);
           const rows = await db.query<{ position_id: string; n: number }>(
             `SELECT "position_id", count(*)::int AS n FROM "orders" ${where} GROUP BY "position_id"`,
             where.params,

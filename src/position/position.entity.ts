@@ -12,7 +12,7 @@ import {
   UpdateDateColumn,
   VersionColumn,
 } from 'typeorm';
-import { Dec, decimalTransformer } from '../decimal';
+import { type Dec, decimalTransformer } from '../decimal';
 import { DecimalScalar } from '../scalars';
 import { Trader } from '../trader/trader.entity';
 

@@ -23,16 +23,70 @@ describe('applyFill', () => {
     to: [string, string, string];
   }[] = [
     { name: 'open long from flat', from: ['0', '0', '0'], fill: ['10', '100'], change: 'OPEN', to: ['10', '100', '0'] },
-    { name: 'open short from flat', from: ['0', '0', '0'], fill: ['-5', '20.5'], change: 'OPEN', to: ['-5', '20.5', '0'] },
-    { name: 'increase long: weighted average', from: ['10', '100', '0'], fill: ['30', '104'], change: 'INCREASE', to: ['40', '103', '0'] },
-    { name: 'increase short', from: ['-10', '50', '0'], fill: ['-10', '40'], change: 'INCREASE', to: ['-20', '45', '0'] },
-    { name: 'reduce long realizes at entry', from: ['40', '103', '0'], fill: ['-15', '110'], change: 'REDUCE', to: ['25', '103', '105'] },
-    { name: 'reduce short gains when price falls', from: ['-20', '45', '0'], fill: ['5', '40'], change: 'REDUCE', to: ['-15', '45', '25'] },
-    { name: 'reduce long at a loss', from: ['10', '100', '7'], fill: ['-4', '90'], change: 'REDUCE', to: ['6', '100', '-33'] },
-    { name: 'close long at exactly zero', from: ['25', '103', '105'], fill: ['-25', '100'], change: 'CLOSE', to: ['0', '103', '30'] },
+    {
+      name: 'open short from flat',
+      from: ['0', '0', '0'],
+      fill: ['-5', '20.5'],
+      change: 'OPEN',
+      to: ['-5', '20.5', '0'],
+    },
+    {
+      name: 'increase long: weighted average',
+      from: ['10', '100', '0'],
+      fill: ['30', '104'],
+      change: 'INCREASE',
+      to: ['40', '103', '0'],
+    },
+    {
+      name: 'increase short',
+      from: ['-10', '50', '0'],
+      fill: ['-10', '40'],
+      change: 'INCREASE',
+      to: ['-20', '45', '0'],
+    },
+    {
+      name: 'reduce long realizes at entry',
+      from: ['40', '103', '0'],
+      fill: ['-15', '110'],
+      change: 'REDUCE',
+      to: ['25', '103', '105'],
+    },
+    {
+      name: 'reduce short gains when price falls',
+      from: ['-20', '45', '0'],
+      fill: ['5', '40'],
+      change: 'REDUCE',
+      to: ['-15', '45', '25'],
+    },
+    {
+      name: 'reduce long at a loss',
+      from: ['10', '100', '7'],
+      fill: ['-4', '90'],
+      change: 'REDUCE',
+      to: ['6', '100', '-33'],
+    },
+    {
+      name: 'close long at exactly zero',
+      from: ['25', '103', '105'],
+      fill: ['-25', '100'],
+      change: 'CLOSE',
+      to: ['0', '103', '30'],
+    },
     { name: 'close short', from: ['-15', '45', '25'], fill: ['15', '50'], change: 'CLOSE', to: ['0', '45', '-50'] },
-    { name: 'flip long to short', from: ['10', '100', '0'], fill: ['-25', '110'], change: 'FLIP', to: ['-15', '110', '100'] },
-    { name: 'flip short to long', from: ['-10', '250', '0'], fill: ['25', '240'], change: 'FLIP', to: ['15', '240', '100'] },
+    {
+      name: 'flip long to short',
+      from: ['10', '100', '0'],
+      fill: ['-25', '110'],
+      change: 'FLIP',
+      to: ['-15', '110', '100'],
+    },
+    {
+      name: 'flip short to long',
+      from: ['-10', '250', '0'],
+      fill: ['25', '240'],
+      change: 'FLIP',
+      to: ['15', '240', '100'],
+    },
     {
       name: 'nine-decimal quantities stay exact',
       from: ['0.000000001', '0.1', '0'],
@@ -42,10 +96,20 @@ describe('applyFill', () => {
     },
   ];
   it.each(cases)('$name', ({ from, fill: [q, p, c], change, to }) => {
-    const state: PositionState = { quantity: d(from[0]), averageEntryPrice: d(from[1]), realizedPnl: d(from[2]), totalCommission: d(0) };
+    const state: PositionState = {
+      quantity: d(from[0]),
+      averageEntryPrice: d(from[1]),
+      realizedPnl: d(from[2]),
+      totalCommission: d(0),
+    };
     const result = applyFill(state, fill(q, p, c ?? '0'));
     expect(result.change).toBe(change);
-    expect(show(result.state)).toEqual({ quantity: to[0], averageEntryPrice: to[1], realizedPnl: to[2], totalCommission: '0' });
+    expect(show(result.state)).toEqual({
+      quantity: to[0],
+      averageEntryPrice: to[1],
+      realizedPnl: to[2],
+      totalCommission: '0',
+    });
   });
 
   it('adds commissions and keeps PnL gross', () => {
@@ -66,8 +130,18 @@ describe('applyFill', () => {
 
 describe('averageFillPrice', () => {
   it('is the quantity-weighted mean, rounded to 18 places half-even', () => {
-    expect(averageFillPrice([{ quantity: d(60), price: d('189.95') }, { quantity: d(40), price: d('190') }])?.toFixed()).toBe('189.97');
-    expect(averageFillPrice([{ quantity: d(1), price: d(1) }, { quantity: d(2), price: d(2) }])?.toFixed()).toBe('1.666666666666666667');
+    expect(
+      averageFillPrice([
+        { quantity: d(60), price: d('189.95') },
+        { quantity: d(40), price: d('190') },
+      ])?.toFixed(),
+    ).toBe('189.97');
+    expect(
+      averageFillPrice([
+        { quantity: d(1), price: d(1) },
+        { quantity: d(2), price: d(2) },
+      ])?.toFixed(),
+    ).toBe('1.666666666666666667');
   });
   it('is null without fills', () => {
     expect(averageFillPrice([])).toBeNull();

@@ -37,7 +37,9 @@ export function applyFill(state: PositionState, fill: FillEffect): { state: Posi
 
   if (q0.isZero() || q0.isNegative() === s.isNegative()) {
     const quantity = q0.plus(s);
-    const averageEntryPrice = roundAverage(q0.abs().times(avg0).plus(s.abs().times(fill.price)).dividedBy(quantity.abs()));
+    const averageEntryPrice = roundAverage(
+      q0.abs().times(avg0).plus(s.abs().times(fill.price)).dividedBy(quantity.abs()),
+    );
     return {
       state: { quantity, averageEntryPrice, realizedPnl: state.realizedPnl, totalCommission },
       change: q0.isZero() ? 'OPEN' : 'INCREASE',

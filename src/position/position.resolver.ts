@@ -36,7 +36,9 @@ export class PositionResolver {
     @Args(() => PositionOrdersArgs) args: PositionOrdersArgs,
     @Ctx() ctx: Context,
   ): Promise<ConnectionResult<Order>> {
-    const page = await ctx.loaders.ordersPageByPositionId.for({ first: args.first, after: args.after, status: args.status }).load(position.id);
+    const page = await ctx.loaders.ordersPageByPositionId
+      .for({ first: args.first, after: args.after, status: args.status })
+      .load(position.id);
     return { ...page, count: () => ctx.loaders.orderCountByPositionId.for(args.status ?? null).load(position.id) };
   }
 

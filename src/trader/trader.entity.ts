@@ -14,7 +14,10 @@ export class Trader {
   @Column({ type: 'varchar', length: 200 })
   name!: string;
 
-  @Field(() => String, { nullable: true, description: 'Identifier of the trader in another system (e.g. a broker account).' })
+  @Field(() => String, {
+    nullable: true,
+    description: 'Identifier of the trader in another system (e.g. a broker account).',
+  })
   @Column({ name: 'external_ref', type: 'varchar', length: 100, nullable: true })
   externalRef!: string | null;
 

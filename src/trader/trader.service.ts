@@ -15,7 +15,10 @@ function escapeLike(text: string): string {
 export function listTraders(db: RequestDb, args: TradersArgs): Promise<ConnectionResult<Trader>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
-    .add(`t."name" ILIKE ?`, f.nameContains === undefined || f.nameContains === null ? undefined : `%${escapeLike(f.nameContains)}%`)
+    .add(
+      `t."name" ILIKE ?`,
+      f.nameContains === undefined || f.nameContains === null ? undefined : `%${escapeLike(f.nameContains)}%`,
+    )
     .add(`t."external_ref" = ?`, f.externalRef ?? undefined);
   return paginate(db, {
     entity: Trader,
