@@ -4,6 +4,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { config } from './src/config';
 import { ExecutionLog } from './src/execution-log/execution-log.entity';
 import { Fill } from './src/fill/fill.entity';
+import { TypeOrmPinoLogger } from './src/logger';
 import { Order } from './src/order/order.entity';
 import { Position } from './src/position/position.entity';
 import { Trader } from './src/trader/trader.entity';
@@ -24,6 +25,8 @@ export function dataSourceOptions(url: string, poolMax = config().dbPoolMax): Da
     uuidExtension: 'pgcrypto',
     applicationName: 'tradetrail',
     logging: config().logSql ? 'all' : ['error', 'warn', 'migration'],
+    logger: new TypeOrmPinoLogger(config().logSql),
+    maxQueryExecutionTime: 1000,
     poolSize: poolMax,
     extra: { connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 },
   };

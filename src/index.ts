@@ -51,7 +51,9 @@ ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the b
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    await new Promise((resolve) => server.close(resolve));
+    const closed = new Promise((resolve) => server.close(resolve));
+    server.closeAllConnections(); // keep-alive clients must not hold the shutdown
+    await closed;
     await apollo.stop();
     await AppDataSource.destroy();
     await db.stop();
