@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import path from 'node:path';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import type { LoggerOptions } from 'typeorm/logger/LoggerOptions';
 import { config } from './src/config';
 import { ExecutionLog } from './src/execution-log/execution-log.entity';
 import { Fill } from './src/fill/fill.entity';
@@ -12,7 +13,11 @@ import { Trader } from './src/trader/trader.entity';
 export const ENTITIES = [Trader, Position, Order, Fill, ExecutionLog];
 
 /** Options shared by the server, the tests and the TypeORM CLI. Never `synchronize`: migrations only. */
-export function dataSourceOptions(url: string, poolMax = config().dbPoolMax): DataSourceOptions {
+export function dataSourceOptions(
+  url: string,
+  poolMax = config().dbPoolMax,
+  logging: LoggerOptions = config().logSql ? 'all' : ['error', 'warn', 'migration'],
+): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -24,8 +29,8 @@ export function dataSourceOptions(url: string, poolMax = config().dbPoolMax): Da
     migrationsRun: false,
     uuidExtension: 'pgcrypto',
     applicationName: 'tradetrail',
-    logging: config().logSql ? 'all' : ['error', 'warn', 'migration'],
-    logger: new TypeOrmPinoLogger(config().logSql),
+    logging,
+    logger: new TypeOrmPinoLogger(logging),
     maxQueryExecutionTime: 1000,
     poolSize: poolMax,
     extra: { connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 },

@@ -1,5 +1,5 @@
 import pino from 'pino';
-import type { Logger as TypeOrmLogger } from 'typeorm';
+import { AbstractLogger, type LogLevel, type LogMessage } from 'typeorm';
 import { config } from './config';
 
 /** Structured JSON logs on stdout (pino: fast, maintained, one line per event). */
@@ -9,26 +9,16 @@ export const logger = pino({
   redact: ['req.headers.authorization', '*.password'],
 });
 
-/** TypeORM's messages through the same JSON log (SQL text only at debug level or with TRADETRAIL_LOG_SQL). */
-export class TypeOrmPinoLogger implements TypeOrmLogger {
-  constructor(private readonly logSql: boolean) {}
-
-  logQuery(query: string, parameters?: unknown[]): void {
-    if (this.logSql) logger.info({ query, parameters }, 'sql');
-  }
-  logQueryError(error: string | Error, query: string, parameters?: unknown[]): void {
-    logger.error({ err: error, query, parameters }, 'sql failed');
-  }
-  logQuerySlow(time: number, query: string): void {
-    logger.warn({ ms: time, query }, 'slow sql');
-  }
-  logSchemaBuild(message: string): void {
-    logger.debug(message);
-  }
-  logMigration(message: string): void {
-    logger.info(message);
-  }
-  log(level: 'log' | 'info' | 'warn', message: unknown): void {
-    logger[level === 'warn' ? 'warn' : 'info'](String(message));
+/** TypeORM's messages through the same JSON log, filtered by the DataSource's `logging` option. */
+export class TypeOrmPinoLogger extends AbstractLogger {
+  protected writeLog(level: LogLevel, message: LogMessage | string | number | (LogMessage | string | number)[]): void {
+    for (const m of this.prepareLogMessages(message, { highlightSql: false, appendParameterAsComment: false })) {
+      const fields = { typeorm: m.type ?? level, ...(m.parameters?.length ? { parameters: m.parameters } : {}) };
+      const text = `${m.prefix ? `${m.prefix} ` : ''}${m.message}`;
+      if (level === 'error' || m.type === 'query-error') logger.error(fields, text);
+      else if (level === 'warn' || m.type === 'query-slow') logger.warn(fields, text);
+      else if (level === 'schema') logger.debug(fields, text);
+      else logger.info(fields, text);
+    }
   }
 }

@@ -24,7 +24,7 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 let ds: DataSource;
 beforeAll(async () => {
-  ds = new DataSource({ ...dataSourceOptions(db.url, 2), logging: false });
+  ds = new DataSource(dataSourceOptions(db.url, 2, false));
   await ds.initialize();
 });
 afterAll(async () => ds?.destroy());

@@ -47,7 +47,7 @@ export default async function globalSetup(): Promise<void> {
   await admin.query(`CREATE DATABASE "${template}"`);
   await admin.end();
 
-  const ds = new DataSource({ ...dataSourceOptions(withDatabase(adminUrl, template), 2), logging: false });
+  const ds = new DataSource(dataSourceOptions(withDatabase(adminUrl, template), 2, false));
   await ds.initialize();
   await ds.runMigrations({ transaction: 'each' });
   await ds.destroy();

@@ -89,7 +89,7 @@ export const testConfig = parseConfig({ NODE_ENV: 'test' });
 
 /** Apollo over a DataSource pointed at `url`, as the server builds it. */
 export async function startTestApp(url: string, options: { poolMax?: number } = {}): Promise<TestApp> {
-  const dataSource = new DataSource({ ...dataSourceOptions(url, options.poolMax ?? 4), logging: false });
+  const dataSource = new DataSource(dataSourceOptions(url, options.poolMax ?? 4, false));
   await dataSource.initialize();
   const statements = new StatementCounter();
   statements.attach((dataSource.driver as unknown as { master: Pool }).master);

@@ -14,7 +14,7 @@ let drop: () => Promise<void>;
 beforeAll(async () => {
   const db = await createTestDatabase();
   drop = db.drop;
-  ds = new DataSource({ ...dataSourceOptions(db.url, 2), logging: false });
+  ds = new DataSource(dataSourceOptions(db.url, 2, false));
   await ds.initialize();
   app = await createApp(ds, parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' }));
   server = await new Promise((resolve) => {

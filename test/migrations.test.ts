@@ -35,7 +35,7 @@ describe('migrations', () => {
   let ds: DataSource;
   beforeAll(async () => {
     db = await createTestDatabase(false);
-    ds = new DataSource({ ...dataSourceOptions(db.url, 2), logging: false });
+    ds = new DataSource(dataSourceOptions(db.url, 2, false));
     await ds.initialize();
   });
   afterAll(async () => {
@@ -119,7 +119,7 @@ describe('migrations', () => {
   it('match the entities: TypeORM finds no difference to generate', async () => {
     // What `migration:generate --check` does: compare entity metadata with a migrated database.
     const migrated = await createTestDatabase(true);
-    const other = new DataSource({ ...dataSourceOptions(migrated.url, 2), logging: false });
+    const other = new DataSource(dataSourceOptions(migrated.url, 2, false));
     await other.initialize();
     try {
       expect(await other.showMigrations()).toBe(false);
