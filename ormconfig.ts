@@ -42,7 +42,13 @@ export function dataSourceOptions(
  * (starting the embedded server when needed); the server points it at the resolved database with
  * `setOptions` before `initialize`.
  */
-const AppDataSource = new DataSource(
-  dataSourceOptions(config().databaseUrl ?? 'postgres://set-DATABASE_URL-or-use-the-npm-scripts@127.0.0.1:1/none'),
-);
+const AppDataSource = new DataSource({
+  ...dataSourceOptions(
+    config().databaseUrl ?? 'postgres://set-DATABASE_URL-or-use-the-npm-scripts@127.0.0.1:1/none',
+    2,
+    ['error', 'warn', 'migration', 'schema'],
+  ),
+  // The CLI prints for a person; the server replaces these options (JSON logs) with setOptions.
+  logger: 'simple-console',
+});
 export default AppDataSource;
