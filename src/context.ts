@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { Actor } from './execution-log/execution-log.service';
 import { createExecutionLogLoaders, type ExecutionLogLoaders } from './execution-log/execution-log.loaders';
 import { createFillLoaders, type FillLoaders } from './fill/fill.loaders';
 import { createOrderLoaders, type OrderLoaders } from './order/order.loaders';
@@ -8,10 +9,12 @@ import { createTraderLoaders, type TraderLoaders } from './trader/trader.loaders
 
 export type Loaders = TraderLoaders & PositionLoaders & OrderLoaders & FillLoaders & ExecutionLogLoaders;
 
-/** What every resolver receives: the request's database connection and its DataLoaders. */
+/** What every resolver receives: the request's database connection, its DataLoaders, and who is asking. */
 export interface Context {
   db: RequestDb;
   loaders: Loaders;
+  /** Written into every log entry the request makes. Until authentication exists, every caller is "anonymous". */
+  who: Actor;
 }
 
 /** A fresh context per request: loaders are never shared between requests. */
@@ -19,6 +22,7 @@ export function createContext(dataSource: DataSource): Context {
   const db = new RequestDb(dataSource);
   return {
     db,
+    who: { actor: 'anonymous', source: 'API' },
     loaders: {
       ...createTraderLoaders(db),
       ...createPositionLoaders(db),

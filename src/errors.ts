@@ -87,13 +87,13 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
-interface ValidationFailure {
+export interface ValidationFailure {
   property: string;
   constraints?: Record<string, string>;
   children?: ValidationFailure[];
 }
 
-function flattenValidation(errors: ValidationFailure[], prefix = ''): { field: string; message: string }[] {
+export function flattenValidation(errors: ValidationFailure[], prefix = ''): { field: string; message: string }[] {
   return errors.flatMap((e) => {
     const field = prefix ? `${prefix}.${e.property}` : e.property;
     return [

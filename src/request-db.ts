@@ -3,6 +3,9 @@ import { DatabaseUnavailableError, isConnectionError } from './errors';
 
 export type TransactionMode = 'read' | 'write';
 
+/** The role every request's statements run as (see the ApplicationRole migration). */
+export const APPLICATION_ROLE = 'tradetrail_app';
+
 /**
  * The one database connection of a GraphQL request. Every statement of the request, loaders
  * included, goes through `run`, on one QueryRunner inside one transaction (READ ONLY for queries),
@@ -52,8 +55,7 @@ export class RequestDb {
       const runner = this.dataSource.createQueryRunner();
       try {
         await runner.connect();
-        await runner.startTransaction();
-        if (this.mode === 'read') await runner.query('SET TRANSACTION READ ONLY');
+        await this.begin(runner);
       } catch (error) {
         await runner.release().catch(() => undefined);
         this.opening = undefined;
@@ -64,6 +66,23 @@ export class RequestDb {
     })();
     return this.opening;
   }
+
+  /** One round trip: the transaction's access mode and the application role, both transaction-local. */
+  private async begin(runner: QueryRunner): Promise<void> {
+    await runner.startTransaction();
+    await runner.query(
+      `${this.mode === 'read' ? 'SET TRANSACTION READ ONLY; ' : ''}SET LOCAL ROLE ${APPLICATION_ROLE}`,
+    );
+  }
+
+  /**
+   * Writes that must outlive a failed request: the audit entry of a refused attempt (a replayed
+   * execution with a conflicting payload). They run, after the rollback, in a transaction of their own.
+   */
+  afterRollback(write: (manager: EntityManager) => Promise<void>): void {
+    this.survivors.push(write);
+  }
+  private readonly survivors: ((manager: EntityManager) => Promise<void>)[] = [];
 
   /** Commits (or rolls back) and releases the connection. Safe to call more than once. */
   async finish(commit: boolean): Promise<void> {
@@ -76,6 +95,12 @@ export class RequestDb {
       if (runner.isTransactionActive) {
         if (commit) await runner.commitTransaction();
         else await runner.rollbackTransaction();
+      }
+      if (!commit && this.survivors.length) {
+        this.mode = 'write';
+        await this.begin(runner);
+        for (const write of this.survivors) await write(runner.manager);
+        await runner.commitTransaction();
       }
       await runner.release();
     } catch (error) {
@@ -133,4 +158,20 @@ export class SqlWhere {
   toString(): string {
     return this.conditions.length ? `WHERE ${this.conditions.join(' AND ')}` : '';
   }
+}
+
+/**
+ * Rows of a hand-written statement. (TypeORM's `query()` answers UPDATE and DELETE with
+ * `[rows, rowCount]` and everything else with the rows.)
+ */
+export async function sqlRows<T = Record<string, unknown>>(
+  manager: EntityManager,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const result = (await manager.query(sql, params)) as unknown;
+  if (/^\s*(UPDATE|DELETE)\b/i.test(sql) && Array.isArray(result) && result.length === 2 && Array.isArray(result[0])) {
+    return result[0] as T[];
+  }
+  return result as T[];
 }

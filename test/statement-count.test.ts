@@ -14,7 +14,7 @@ const AUDIT_TRAIL = `{ positions(first: 100) { edges { node {
   orders(first: 50) { edges { node { fills { id } executionLogs { id } } } }
 } } } }`;
 
-/** START TRANSACTION, SET TRANSACTION READ ONLY, positions page, traders, orders (windowed), fills, logs, COMMIT. */
+/** START TRANSACTION, SET TRANSACTION READ ONLY + SET LOCAL ROLE (one round trip), positions page, traders, orders (windowed), fills, logs, COMMIT. */
 const EXPECTED_STATEMENTS = 8;
 
 async function seed(
@@ -97,7 +97,10 @@ describe('statements per request', () => {
     expect(large.statements.count).toBe(EXPECTED_STATEMENTS);
     // All of them on one connection, in one read-only transaction.
     expect(large.statements.clients.size).toBe(1);
-    expect(large.statements.log.slice(0, 2)).toEqual(['START TRANSACTION', 'SET TRANSACTION READ ONLY']);
+    expect(large.statements.log.slice(0, 2)).toEqual([
+      'START TRANSACTION',
+      'SET TRANSACTION READ ONLY; SET LOCAL ROLE tradetrail_app',
+    ]);
     expect(large.statements.log.at(-1)).toBe('COMMIT');
   });
 

@@ -1,10 +1,29 @@
-import { Args, Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { assertId } from '../ids';
 import type { Context } from '../context';
 import { Order } from '../order/order.entity';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { ExecutionLog } from './execution-log.entity';
 import { ExecutionLogsArgs } from './execution-log.inputs';
-import { listExecutionLogs } from './execution-log.service';
+import { listExecutionLogs, verifyChain } from './execution-log.service';
+
+@ObjectType({ description: "The result of recomputing an order's hash chain." })
+export class ChainVerification {
+  @Field(() => ID)
+  orderId!: string;
+
+  @Field()
+  valid!: boolean;
+
+  @Field(() => Int)
+  entries!: number;
+
+  @Field(() => Int, { nullable: true, description: 'seq of the first entry that is missing, moved or changed.' })
+  firstBrokenSeq!: number | null;
+
+  @Field(() => String, { nullable: true })
+  problem!: string | null;
+}
 
 export const ExecutionLogConnection = connectionType(ExecutionLog, 'ExecutionLog');
 
@@ -16,6 +35,12 @@ export class ExecutionLogResolver {
     @Ctx() ctx: Context,
   ): Promise<ConnectionResult<ExecutionLog>> {
     return listExecutionLogs(ctx.db, args);
+  }
+
+  @Query(() => ChainVerification, { description: "Recomputes an order's hash chain and names the first broken entry." })
+  verifyExecutionLog(@Arg('orderId', () => ID) orderId: string, @Ctx() ctx: Context): Promise<ChainVerification> {
+    const id = assertId(orderId, 'orderId');
+    return ctx.db.run((m) => verifyChain(m, id));
   }
 
   @FieldResolver(() => Order)

@@ -1,8 +1,11 @@
-import { IsOptional, IsUUID, MaxLength, ValidateNested } from 'class-validator';
+import { IsOptional, IsUUID, Length, Matches, MaxLength, ValidateNested } from 'class-validator';
 import { ArgsType, Field, ID, InputType, registerEnumType } from 'type-graphql';
 import { UUID_MESSAGE } from '../ids';
 import { PageArgs, SortDirection } from '../pagination';
-import { OrderSide, OrderStatus } from './order.entity';
+import type { Dec } from '../decimal';
+import { DecimalScalar } from '../scalars';
+import { HasAtMostNineDecimals, IsPositiveDecimal } from '../validation';
+import { OrderSide, OrderStatus, OrderType, TimeInForce } from './order.entity';
 
 export enum OrderSortField {
   CREATED_AT = 'CREATED_AT',
@@ -78,4 +81,152 @@ export class OrdersArgs extends PageArgs {
 export class PositionOrdersArgs extends PageArgs {
   @Field(() => OrderStatus, { nullable: true })
   status?: OrderStatus;
+}
+
+const REASON_MAX = 500;
+
+@InputType({
+  description: 'A new order. (traderId, clientOrderId) is the idempotency key: a retry returns the same order.',
+})
+export class SubmitOrderInput {
+  @Field(() => ID)
+  @IsUUID('all', UUID_MESSAGE('traderId'))
+  traderId!: string;
+
+  @Field({ description: 'At most 48 characters, unique per trader.' })
+  @Length(1, 48, { message: 'clientOrderId must be 1 to 48 characters.' })
+  clientOrderId!: string;
+
+  @Field()
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9 ./:_-]{0,63}$/, {
+    message: 'symbol must be 1 to 64 characters: letters, digits, space, ".", "/", ":", "_" or "-".',
+  })
+  symbol!: string;
+
+  @Field(() => OrderSide)
+  side!: OrderSide;
+
+  @Field(() => OrderType)
+  orderType!: OrderType;
+
+  @Field(() => TimeInForce, { defaultValue: TimeInForce.DAY })
+  timeInForce: TimeInForce = TimeInForce.DAY;
+
+  @Field(() => DecimalScalar)
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  quantity!: Dec;
+
+  @Field(() => DecimalScalar, { nullable: true, description: 'Limit price: required for LIMIT and STOP_LIMIT.' })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  price?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true, description: 'Required for STOP and STOP_LIMIT.' })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  stopPrice?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  stopLoss?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  takeProfit?: Dec | null;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @Length(1, 64, { message: 'brokerOrderId must be 1 to 64 characters.' })
+  brokerOrderId?: string | null;
+
+  @Field(() => Date, { nullable: true })
+  expiresAt?: Date | null;
+
+  @Field(() => ID, { nullable: true, description: 'Groups the legs of one multi-leg trade.' })
+  @IsOptional()
+  @IsUUID('all', UUID_MESSAGE('tradeId'))
+  tradeId?: string | null;
+
+  @Field(() => ID, { nullable: true })
+  @IsOptional()
+  @IsUUID('all', UUID_MESSAGE('parentOrderId'))
+  parentOrderId?: string | null;
+
+  @Field(() => Date, { nullable: true, description: 'When the order was submitted (event time); default now.' })
+  submittedAt?: Date | null;
+}
+
+@InputType({ description: 'What changes in the replacing order; everything else is copied from the replaced one.' })
+export class ReplaceOrderInput {
+  @Field({ description: 'The new order’s idempotency key (at most 48 characters).' })
+  @Length(1, 48, { message: 'clientOrderId must be 1 to 48 characters.' })
+  clientOrderId!: string;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  quantity?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  price?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  stopPrice?: Dec | null;
+
+  @Field(() => TimeInForce, { nullable: true })
+  timeInForce?: TimeInForce | null;
+}
+
+@ArgsType()
+export class OrderEventArgs {
+  @Field(() => ID)
+  @IsUUID('all', UUID_MESSAGE('orderId'))
+  orderId!: string;
+
+  @Field(() => Date, { nullable: true, description: 'When it happened at the venue (event time); default now.' })
+  occurredAt?: Date | null;
+}
+
+@ArgsType()
+export class CancelOrderArgs extends OrderEventArgs {
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(REASON_MAX, { message: `reason must be at most ${REASON_MAX} characters.` })
+  reason?: string | null;
+}
+
+@ArgsType()
+export class RejectOrderArgs extends OrderEventArgs {
+  @Field()
+  @Length(1, REASON_MAX, { message: `reason must be 1 to ${REASON_MAX} characters.` })
+  reason!: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @Matches(/^[A-Z0-9_]{1,64}$/, {
+    message: 'errorCode must be 1 to 64 capitals, digits or underscores, e.g. INSUFFICIENT_FUNDS.',
+  })
+  errorCode?: string | null;
+}
+
+@ArgsType()
+export class AcceptOrderArgs extends OrderEventArgs {
+  @Field(() => String, { nullable: true, description: "The venue's order id, when it gives one." })
+  @IsOptional()
+  @Length(1, 64, { message: 'brokerOrderId must be 1 to 64 characters.' })
+  brokerOrderId?: string | null;
+}
+
+@ArgsType()
+export class ReplaceOrderArgs extends OrderEventArgs {
+  @Field(() => ReplaceOrderInput)
+  @ValidateNested()
+  input!: ReplaceOrderInput;
 }

@@ -1,4 +1,4 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import { ExecutionLog } from '../execution-log/execution-log.entity';
 import { Fill } from '../fill/fill.entity';
@@ -6,9 +6,17 @@ import { assertId } from '../ids';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { Position } from '../position/position.entity';
 import { Trader } from '../trader/trader.entity';
-import { Order } from './order.entity';
-import { OrdersArgs } from './order.inputs';
-import { listOrders } from './order.service';
+import { Order, OrderStatus } from './order.entity';
+import {
+  AcceptOrderArgs,
+  CancelOrderArgs,
+  OrderEventArgs,
+  OrdersArgs,
+  RejectOrderArgs,
+  ReplaceOrderArgs,
+  SubmitOrderInput,
+} from './order.inputs';
+import { changeOrderStatus, listOrders, replaceOrder, submitOrder } from './order.service';
 
 export const OrderConnection = connectionType(Order, 'Order');
 
@@ -22,6 +30,61 @@ export class OrderResolver {
   @Query(() => OrderConnection)
   orders(@Args(() => OrdersArgs) args: OrdersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Order>> {
     return listOrders(ctx.db, args);
+  }
+
+  @Mutation(() => Order, {
+    description: 'A new PENDING order. Idempotent on (traderId, clientOrderId): a retry returns the same order.',
+  })
+  submitOrder(@Arg('input', () => SubmitOrderInput) input: SubmitOrderInput, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) => submitOrder(m, ctx.who, input));
+  }
+
+  @Mutation(() => Order, { description: 'The venue acknowledged the order: PENDING -> ACCEPTED.' })
+  acceptOrder(@Args(() => AcceptOrderArgs) a: AcceptOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) =>
+      changeOrderStatus(m, ctx.who, a.orderId, {
+        to: OrderStatus.ACCEPTED,
+        brokerOrderId: a.brokerOrderId,
+        occurredAt: a.occurredAt,
+      }),
+    );
+  }
+
+  @Mutation(() => Order, { description: 'Cancels a working order (PENDING, ACCEPTED or PARTIAL).' })
+  cancelOrder(@Args(() => CancelOrderArgs) a: CancelOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) =>
+      changeOrderStatus(m, ctx.who, a.orderId, {
+        to: OrderStatus.CANCELLED,
+        reason: a.reason,
+        occurredAt: a.occurredAt,
+      }),
+    );
+  }
+
+  @Mutation(() => Order, { description: 'The venue rejected the order (from PENDING or ACCEPTED).' })
+  rejectOrder(@Args(() => RejectOrderArgs) a: RejectOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) =>
+      changeOrderStatus(m, ctx.who, a.orderId, {
+        to: OrderStatus.REJECTED,
+        reason: a.reason,
+        errorCode: a.errorCode,
+        occurredAt: a.occurredAt,
+      }),
+    );
+  }
+
+  @Mutation(() => Order, { description: 'The order expired (e.g. a DAY order at the close).' })
+  expireOrder(@Args(() => OrderEventArgs) a: OrderEventArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) =>
+      changeOrderStatus(m, ctx.who, a.orderId, { to: OrderStatus.EXPIRED, occurredAt: a.occurredAt }),
+    );
+  }
+
+  @Mutation(() => Order, {
+    description: 'Cancel/replace: the order becomes REPLACED and the returned new order references it (replacesOrder).',
+  })
+  replaceOrder(@Args(() => ReplaceOrderArgs) a: ReplaceOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) => replaceOrder(m, ctx.who, a.orderId, a.input, a.occurredAt));
   }
 
   @FieldResolver(() => Trader)

@@ -59,3 +59,22 @@ export class PositionsArgs extends PageArgs {
   @Field(() => PositionOrderBy, { nullable: true, description: 'Default: most recently opened first.' })
   orderBy?: PositionOrderBy;
 }
+
+@ArgsType()
+export class UnlinkOrderArgs {
+  @Field(() => ID)
+  @IsUUID('all', UUID_MESSAGE('orderId'))
+  orderId!: string;
+
+  @Field(() => String, { nullable: true, description: 'Why, for the audit trail.' })
+  @IsOptional()
+  @MaxLength(500, { message: 'reason must be at most 500 characters.' })
+  reason?: string | null;
+}
+
+@ArgsType()
+export class LinkOrderArgs extends UnlinkOrderArgs {
+  @Field(() => ID)
+  @IsUUID('all', UUID_MESSAGE('positionId'))
+  positionId!: string;
+}

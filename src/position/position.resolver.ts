@@ -1,15 +1,24 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { Context } from '../context';
 import { Fill } from '../fill/fill.entity';
 import { assertId } from '../ids';
 import { PositionOrdersArgs } from '../order/order.inputs';
 import { OrderConnection } from '../order/order.resolver';
-import type { Order } from '../order/order.entity';
+import { Order } from '../order/order.entity';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { Trader } from '../trader/trader.entity';
 import { Position } from './position.entity';
-import { PositionsArgs } from './position.inputs';
-import { listPositions } from './position.service';
+import { LinkOrderArgs, PositionsArgs, UnlinkOrderArgs } from './position.inputs';
+import { linkOrderToPosition, listPositions, recalculatePosition, unlinkOrder } from './position.service';
+
+@ObjectType()
+export class RecalculationResult {
+  @Field(() => Position)
+  position!: Position;
+
+  @Field({ description: 'False when the stored figures already matched the replay of the fills.' })
+  changed!: boolean;
+}
 
 export const PositionConnection = connectionType(Position, 'Position');
 
@@ -23,6 +32,32 @@ export class PositionResolver {
   @Query(() => PositionConnection)
   positions(@Args(() => PositionsArgs) args: PositionsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Position>> {
     return listPositions(ctx.db, args);
+  }
+
+  @Mutation(() => Order, {
+    description:
+      'Links an order to a position of the same trader and symbol by hand; its fills move with it and both positions are recomputed.',
+  })
+  linkOrderToPosition(@Args(() => LinkOrderArgs) a: LinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) => linkOrderToPosition(m, ctx.who, a.orderId, a.positionId, a.reason ?? null));
+  }
+
+  @Mutation(() => Order, {
+    description: 'Unlinks an order from its position; its fills leave it and the position is recomputed.',
+  })
+  unlinkOrder(@Args(() => UnlinkOrderArgs) a: UnlinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    return ctx.db.run((m) => unlinkOrder(m, ctx.who, a.orderId, a.reason ?? null));
+  }
+
+  @Mutation(() => RecalculationResult, {
+    description: "Replays the position's fills and corrects it, logging what changed.",
+  })
+  async recalculatePosition(
+    @Arg('positionId', () => ID) positionId: string,
+    @Ctx() ctx: Context,
+  ): Promise<RecalculationResult> {
+    const r = await ctx.db.run((m) => recalculatePosition(m, ctx.who, assertId(positionId, 'positionId')));
+    return { position: r.after, changed: r.changed };
   }
 
   @FieldResolver(() => Trader)
