@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Config } from './config';
@@ -144,4 +145,23 @@ export async function resolveDatabase(cfg: Config, log?: (line: string) => void)
     return { url: cfg.databaseUrl, embedded: false, freshDataDir: false, stop: async () => {} };
   }
   return startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPgPort, log });
+}
+
+/** The same server, another database. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (for the embedded server of tests and benchmarks). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
 }

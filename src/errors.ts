@@ -121,9 +121,10 @@ const PASSED_THROUGH = new Set([
 /**
  * Apollo `formatError`: the client sees our own errors and GraphQL's as they are; class-validator
  * failures as one readable BAD_USER_INPUT naming the field; a lost database as DATABASE_UNAVAILABLE;
- * anything else as a masked INTERNAL_SERVER_ERROR (no SQL, no stack) unless `exposeInternal`.
+ * anything else as a masked INTERNAL_SERVER_ERROR (no SQL, no stack, no database message: those go
+ * to the server's log only).
  */
-export function makeFormatError(options: { exposeInternal: boolean; logInternal: (error: unknown) => void }) {
+export function makeFormatError(options: { logInternal: (error: unknown) => void }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     const validationErrors = (original as { extensions?: { validationErrors?: ValidationFailure[] } } | null)
@@ -153,7 +154,7 @@ export function makeFormatError(options: { exposeInternal: boolean; logInternal:
     }
     options.logInternal(original);
     return {
-      message: options.exposeInternal && original instanceof Error ? original.message : 'Internal server error.',
+      message: 'Internal server error.',
       locations: formatted.locations,
       path: formatted.path,
       extensions: { code: 'INTERNAL_SERVER_ERROR' },

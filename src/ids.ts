@@ -1,5 +1,10 @@
 import { BadUserInputError } from './errors';
-import { isUuid } from './pagination';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
 
 /** Ids are UUIDs; anything else is refused before it reaches SQL. */
 export function assertId(value: string, field = 'id'): string {

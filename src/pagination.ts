@@ -2,6 +2,7 @@ import { Max, Min } from 'class-validator';
 import { ArgsType, type ClassType, Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import { BadUserInputError } from './errors';
+import { isUuid } from './ids';
 import { hydrate, type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -103,25 +104,47 @@ export interface SortKey {
   type: 'timestamptz' | 'text';
 }
 
+/** Which list, in which order (and for a nested list, under which parent) a cursor belongs to. Without `parentId`, any parent is accepted (the caller checks it). */
+export interface CursorScope {
+  list: string;
+  key: SortKey;
+  direction: SortDirection;
+  parentId?: string;
+}
+
 interface Cursor {
+  /** list/key/direction */
   k: string;
   v: string;
   id: string;
+  p?: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const TIMESTAMP_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$/;
+const TIMESTAMP_CURSOR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-export function isUuid(value: string): boolean {
-  return UUID.test(value);
+/**
+ * The sort value as cursor text, computed by PostgreSQL: timestamps in UTC with microseconds
+ * (independent of the session's DateStyle and TimeZone), text as it is.
+ */
+export function sortValueSql(alias: string, key: SortKey): string {
+  const col = `${alias}."${key.column}"`;
+  return key.type === 'timestamptz'
+    ? `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+    : `${col}::text`;
 }
 
-export function encodeCursor(key: SortKey, value: string, id: string): string {
-  return Buffer.from(JSON.stringify({ k: key.name, v: value, id } satisfies Cursor)).toString('base64url');
+const scopeId = (s: CursorScope): string => `${s.list}/${s.key.name}/${s.direction}`;
+
+export function encodeCursor(scope: CursorScope, value: string, id: string): string {
+  const c: Cursor = { k: scopeId(scope), v: value, id, ...(scope.parentId ? { p: scope.parentId } : {}) };
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
 }
 
-/** Decodes a cursor made by `encodeCursor` for the same sort key; anything else is BAD_USER_INPUT. */
-export function decodeCursor(cursor: string, key: SortKey): Cursor {
+/**
+ * Decodes a cursor made by `encodeCursor` for the same list, ordering and parent; anything else —
+ * garbage, another list's cursor, an impossible date — is BAD_USER_INPUT before any SQL runs.
+ */
+export function decodeCursor(cursor: string, scope: CursorScope): Cursor {
   const bad = (why: string): BadUserInputError =>
     new BadUserInputError(`after is not a cursor of this list (${why}); use a cursor returned by the same query.`, {
       field: 'after',
@@ -136,27 +159,32 @@ export function decodeCursor(cursor: string, key: SortKey): Cursor {
   if (!c || typeof c !== 'object' || typeof c.k !== 'string' || typeof c.v !== 'string' || typeof c.id !== 'string') {
     throw bad('it is not a cursor at all');
   }
-  if (c.k !== key.name) throw bad(`it was made for ordering by ${c.k}, not ${key.name}`);
-  if (!isUuid(c.id)) throw bad('its id is malformed');
-  if (key.type === 'timestamptz' ? !TIMESTAMP_TEXT.test(c.v) : c.v.length > 1000)
-    throw bad('its position is malformed');
+  const [list, keyName, direction] = c.k.split('/');
+  if (list !== scope.list) throw bad(`it was made for ${list}, not ${scope.list}`);
+  if (keyName !== scope.key.name || direction !== scope.direction) {
+    throw bad(`it was made for ordering by ${keyName} ${direction}, not ${scope.key.name} ${scope.direction}`);
+  }
+  if (scope.parentId !== undefined && c.p !== scope.parentId) throw bad('it was made under another parent');
+  if (!isUuid(c.id) || (c.p !== undefined && (typeof c.p !== 'string' || !isUuid(c.p))))
+    throw bad('its id is malformed');
+  const valid =
+    scope.key.type === 'timestamptz'
+      ? TIMESTAMP_CURSOR.test(c.v) && new Date(`${c.v.slice(0, 23)}Z`).toISOString().slice(0, 19) === c.v.slice(0, 19)
+      : c.v.length <= 1000 && !c.v.includes('\u0000');
+  if (!valid) throw bad('its position is malformed');
   return c as Cursor;
-}
-
-export function emptyPageInfo(after: string | null | undefined): PageInfo {
-  return { hasNextPage: false, hasPreviousPage: !!after, startCursor: null, endCursor: null };
 }
 
 /** Edges and page info from rows fetched with one extra row (`first + 1`) to tell whether more follow. */
 export function toPage<T extends { id: string }>(
   nodes: { node: T; sortValue: string }[],
-  key: SortKey,
+  scope: CursorScope,
   first: number,
   after: string | null | undefined,
 ): { edges: Edge<T>[]; pageInfo: PageInfo } {
   const edges = nodes
     .slice(0, first)
-    .map(({ node, sortValue }) => ({ node, cursor: encodeCursor(key, sortValue, node.id) }));
+    .map(({ node, sortValue }) => ({ node, cursor: encodeCursor(scope, sortValue, node.id) }));
   return {
     edges,
     pageInfo: {
@@ -169,18 +197,19 @@ export function toPage<T extends { id: string }>(
 }
 
 /** The keyset condition "after this cursor" for `alias`, in the sort direction. */
-export function afterCondition(
-  where: SqlWhere,
-  alias: string,
-  key: SortKey,
-  direction: SortDirection,
-  cursor: Cursor,
-): void {
-  const op = direction === SortDirection.ASC ? '>' : '<';
-  where.add(`(${alias}."${key.column}", ${alias}."id") ${op} (?::${key.type}, ?::uuid)`, cursor.v, cursor.id);
+export function afterCondition(where: SqlWhere, alias: string, scope: CursorScope, cursor: Cursor): void {
+  const op = scope.direction === SortDirection.ASC ? '>' : '<';
+  const value = scope.key.type === 'timestamptz' ? `(?::timestamp AT TIME ZONE 'UTC')` : '?::text';
+  where.add(
+    `(${alias}."${scope.key.column}", ${alias}."id") ${op} (${value}, ?::uuid)`,
+    cursor.v.replace(/Z$/, ''),
+    cursor.id,
+  );
 }
 
 export interface PageQuery<T extends ObjectLiteral> {
+  /** The list's name, written into its cursors. */
+  list: string;
   entity: EntityTarget<T>;
   /** Filter conditions over alias `t`. */
   where: SqlWhere;
@@ -198,19 +227,19 @@ export async function paginate<T extends ObjectLiteral & { id: string }>(
   q: PageQuery<T>,
 ): Promise<ConnectionResult<T>> {
   const { key, direction, page } = q;
+  const scope: CursorScope = { list: q.list, key, direction };
   const filtered = new SqlWhere([...q.where.params]);
   filtered.conditions.push(...q.where.conditions);
-  if (page.after) afterCondition(filtered, 't', key, direction, decodeCursor(page.after, key));
+  if (page.after) afterCondition(filtered, 't', scope, decodeCursor(page.after, scope));
   const rows = await db.run(async (m) => {
-    if (page.first === 0) return [];
     const sql =
-      `SELECT t.*, t."${key.column}"::text AS "__sort" FROM ${tableOf(m, q.entity)} t ${filtered} ` +
+      `SELECT t.*, ${sortValueSql('t', key)} AS "__sort" FROM ${tableOf(m, q.entity)} t ${filtered} ` +
       `ORDER BY t."${key.column}" ${direction}, t."id" ${direction} LIMIT ${page.first + 1}`;
     const raw = (await m.query(sql, filtered.params)) as Record<string, unknown>[];
     return raw.map((r) => ({ node: hydrate(m, q.entity, r), sortValue: String(r.__sort) }));
   });
   return {
-    ...toPage(rows, key, page.first, page.after),
+    ...toPage(rows, scope, page.first, page.after),
     count: () =>
       db.run(async (m) => {
         const [{ n }] = (await m.query(

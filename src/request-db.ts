@@ -57,7 +57,8 @@ export class RequestDb {
         await runner.connect();
         await this.begin(runner);
       } catch (error) {
-        await runner.release().catch(() => undefined);
+        // Never hand a half-open transaction back to the pool: the pool discards this client.
+        await discard(runner, error);
         this.opening = undefined;
         throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
       }
@@ -67,12 +68,14 @@ export class RequestDb {
     return this.opening;
   }
 
-  /** One round trip: the transaction's access mode and the application role, both transaction-local. */
+  /**
+   * One round trip: the access mode and the application role, both transaction-local. A read sees
+   * one snapshot (REPEATABLE READ), so a page, its totalCount and its nested fields agree.
+   */
   private async begin(runner: QueryRunner): Promise<void> {
     await runner.startTransaction();
-    await runner.query(
-      `${this.mode === 'read' ? 'SET TRANSACTION READ ONLY; ' : ''}SET LOCAL ROLE ${APPLICATION_ROLE}`,
-    );
+    const mode = this.mode === 'read' ? 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; ' : '';
+    await runner.query(`${mode}SET LOCAL ROLE ${APPLICATION_ROLE}`);
   }
 
   /**
@@ -104,13 +107,17 @@ export class RequestDb {
       }
       await runner.release();
     } catch (error) {
-      // A broken connection is handed back with its error, so the pool discards it.
-      await (runner as unknown as { releasePostgresConnection(e: unknown): Promise<void> })
-        .releasePostgresConnection(error)
-        .catch(() => undefined);
+      await discard(runner, error);
       if (commit && !isConnectionError(error)) throw error;
     }
   }
+}
+
+/** Gives a connection back to the pool with its error, so that the pool closes it instead of reusing it. */
+async function discard(runner: QueryRunner, error: unknown): Promise<void> {
+  await (runner as unknown as { releasePostgresConnection(e: unknown): Promise<void> })
+    .releasePostgresConnection(error instanceof Error ? error : new Error(String(error)))
+    .catch(() => undefined);
 }
 
 /** Builds an entity from a raw row the way TypeORM would (types, transformers), for hand-written SQL. */

@@ -38,7 +38,6 @@ export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<C
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     formatError: makeFormatError({
-      exposeInternal: cfg.nodeEnv === 'development',
       logInternal: (error) => logger.error({ err: error }, 'internal error while handling a GraphQL request'),
     }),
   });

@@ -1,32 +1,15 @@
 import { chmod, mkdtemp } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
-import { startEmbeddedPostgres } from '../src/db';
+import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
 
 /**
  * Once per `npm test`: a PostgreSQL (DATABASE_URL if set, else a fresh embedded one) and a template
  * database migrated with the real migrations. Each test file clones the template.
  */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
 
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();

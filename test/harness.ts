@@ -8,12 +8,11 @@ import { parseConfig } from '../src/config';
 import { type Context, createContext } from '../src/context';
 import { buildTradetrailSchema } from '../src/schema';
 import { createApollo } from '../src/server';
+import { withDatabase } from '../src/db';
 
 /** Connection string of the test server with another database name. */
 export function databaseUrl(database: string): string {
-  const u = new URL(adminUrl());
-  u.pathname = `/${database}`;
-  return u.toString();
+  return withDatabase(adminUrl(), database);
 }
 
 export function adminUrl(): string {

@@ -3,7 +3,7 @@ import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
 import { OrderStatus } from '../src/order/order.entity';
 import { PositionStatus } from '../src/position/position.entity';
 import { makeFills, makeLogs, makeOrder, makeOrders, makePosition, makePositions, makeTrader } from './factories';
-import { createTestDatabase, startTestApp, type TestApp } from './harness';
+import { adminQuery, createTestDatabase, startTestApp, type TestApp } from './harness';
 
 let app: TestApp;
 let drop: () => Promise<void>;
@@ -172,17 +172,21 @@ describe('connections', () => {
     return ids;
   }
 
-  it.each([1, 2, 5, 12, 50])('pages of %i visit every order once, ties broken by id', async (first) => {
-    const ids = await allPages(first);
-    expect(ids).toHaveLength(12);
-    expect(new Set(ids).size).toBe(12);
-    expect(ids).toEqual(await allPages(500));
+  const sqlOrder = async (orderBy: string): Promise<string[]> =>
+    (await m().query(`SELECT id FROM orders WHERE trader_id = $1 ORDER BY ${orderBy}`, [traderId])).map(
+      (r: any) => r.id,
+    );
+
+  it.each([1, 2, 5, 12, 50])('pages of %i visit every order once, newest first, ties broken by id', async (first) => {
+    expect(await allPages(first)).toEqual(await sqlOrder('created_at DESC, id DESC'));
   });
 
-  it('orders by symbol ascending with stable cursors', async () => {
-    const ids = await allPages(3, '{ field: SYMBOL, direction: ASC }');
-    expect(ids).toHaveLength(12);
-    expect(new Set(ids).size).toBe(12);
+  it.each([
+    ['{ field: SYMBOL, direction: ASC }', 'symbol ASC, id ASC'],
+    ['{ field: SYMBOL, direction: DESC }', 'symbol DESC, id DESC'],
+    ['{ field: CREATED_AT, direction: ASC }', 'created_at ASC, id ASC'],
+  ])('orderBy %s pages in the order of SQL %s', async (orderBy, sql) => {
+    expect(await allPages(3, orderBy)).toEqual(await sqlOrder(sql));
   });
 
   it('filters: trader, symbol, status, linked/unlinked, time range; totalCount only when asked', async () => {
@@ -237,7 +241,8 @@ describe('connections', () => {
       { t: traderId },
     );
     expect(zero.errors).toBeUndefined();
-    expect(zero.data).toEqual({ orders: { totalCount: 12, edges: [], pageInfo: { hasNextPage: false } } });
+    // Relay: hasNextPage tells whether items follow the (empty) page.
+    expect(zero.data).toEqual({ orders: { totalCount: 12, edges: [], pageInfo: { hasNextPage: true } } });
 
     for (const [query, field] of [
       ['{ orders(first: 501) { totalCount } }', 'first'],
@@ -273,7 +278,7 @@ describe('connections', () => {
     const other = await app.run(`query($a: String) { orders(after: $a, orderBy: { field: SYMBOL }) { totalCount } }`, {
       a: cursor,
     });
-    expect(other.errors?.[0].message).toMatch(/made for ordering by CREATED_AT, not SYMBOL/);
+    expect(other.errors?.[0].message).toMatch(/made for ordering by CREATED_AT DESC, not SYMBOL DESC/);
   });
 });
 
@@ -326,6 +331,46 @@ describe('Position.orders is paged per position', () => {
     expect((next.data as any).position.orders.pageInfo).toEqual({ hasNextPage: false, hasPreviousPage: true });
   });
 
+  it("refuses one position's cursor under another, and a bad cursor without spoiling sibling fields", async () => {
+    const trader = await makeTrader(m());
+    const [p1, p2] = await makePositions(m(), [{ traderId: trader.id }, { traderId: trader.id }]);
+    await makeOrders(m(), [
+      { traderId: trader.id, positionId: p1.id },
+      { traderId: trader.id, positionId: p1.id },
+      { traderId: trader.id, positionId: p2.id },
+    ]);
+    const first = await app.run(
+      `query($id: ID!) { position(id: $id) { orders(first: 1) { pageInfo { endCursor } } } }`,
+      { id: p1.id },
+    );
+    const cursor = (first.data as any).position.orders.pageInfo.endCursor;
+    const mixed = await app.run(
+      `query($a: ID!, $b: ID!, $c: String) { a: position(id: $a) { orders(after: $c) { edges { node { id } } } } b: position(id: $b) { orders(after: $c) { edges { node { id } } } } }`,
+      { a: p1.id, b: p2.id, c: cursor },
+    );
+    expect((mixed.data as any).a.orders.edges).toHaveLength(1);
+    expect((mixed.data as any).b).toBeNull();
+    expect(mixed.errors?.map((e) => [e.path, e.extensions?.code])).toEqual([[['b', 'orders'], 'BAD_USER_INPUT']]);
+
+    const topLevel = (await app.run(`{ orders(first: 1) { pageInfo { endCursor } } }`)).data as any;
+    const wrongList = await app.run(
+      `query($a: ID!, $c: String) { position(id: $a) { orders(after: $c) { totalCount } } }`,
+      { a: p1.id, c: topLevel.orders.pageInfo.endCursor },
+    );
+    expect(wrongList.errors?.[0].message).toMatch(/made for orders, not Position.orders/);
+
+    // A refused cursor in one field leaves the sibling fields' statements working (nothing reached SQL).
+    const bad = Buffer.from(
+      JSON.stringify({ k: 'Position.orders/CREATED_AT/ASC', v: '2026-02-30T10:00:00.000000Z', id: p1.id, p: p1.id }),
+    ).toString('base64url');
+    const res = await app.run(
+      `query($a: ID!, $b: ID!, $c: String) { a: position(id: $a) { orders(after: $c) { totalCount } } b: position(id: $b) { orders(first: 5) { edges { node { fills { id } } } } } }`,
+      { a: p1.id, b: p2.id, c: bad },
+    );
+    expect(res.errors?.map((e) => e.extensions?.code)).toEqual(['BAD_USER_INPUT']);
+    expect((res.data as any).b.orders.edges).toHaveLength(1);
+  });
+
   it('closed positions stay listed; status filter works on positions', async () => {
     const trader = await makeTrader(m());
     await makePositions(m(), [
@@ -338,5 +383,41 @@ describe('Position.orders is paged per position', () => {
       { t: trader.id },
     );
     expect(res.data).toEqual({ open: { totalCount: 1 }, closed: { totalCount: 2 } });
+  });
+});
+
+describe('cursors do not depend on the session', () => {
+  it('pages correctly when the database uses another DateStyle and TimeZone', async () => {
+    const other = await createTestDatabase();
+    await adminQuery(`ALTER DATABASE "${other.name}" SET datestyle = 'SQL, DMY'`);
+    await adminQuery(`ALTER DATABASE "${other.name}" SET timezone = 'Asia/Kolkata'`);
+    const a = await startTestApp(other.url);
+    try {
+      const trader = await makeTrader(a.dataSource.manager);
+      await makeOrders(
+        a.dataSource.manager,
+        Array.from({ length: 5 }, (_, i) => ({
+          traderId: trader.id,
+          createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, 0, i)),
+        })),
+      );
+      const ids: string[] = [];
+      let after: string | null = null;
+      for (let i = 0; i < 10; i++) {
+        const res: any = await a.run(
+          `query($a: String) { orders(first: 2, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`,
+          { a: after },
+        );
+        expect(res.errors).toBeUndefined();
+        ids.push(...res.data.orders.edges.map((e: any) => e.node.id));
+        if (!res.data.orders.pageInfo.hasNextPage) break;
+        after = res.data.orders.pageInfo.endCursor;
+      }
+      expect(ids).toHaveLength(5);
+      expect(new Set(ids).size).toBe(5);
+    } finally {
+      await a.close();
+      await other.drop();
+    }
   });
 });

@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import { Dec } from '../src/decimal';
 import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
 import { makeFills, makeLogs, makeOrders, makePositions, makeTraders } from './factories';
-import { adminUrl, createTestDatabase, startTestApp, type TestApp } from './harness';
+import { adminQuery, adminUrl, createTestDatabase, startTestApp, type TestApp } from './harness';
 import { Client } from 'pg';
 
 /**
@@ -99,7 +99,7 @@ describe('statements per request', () => {
     expect(large.statements.clients.size).toBe(1);
     expect(large.statements.log.slice(0, 2)).toEqual([
       'START TRANSACTION',
-      'SET TRANSACTION READ ONLY; SET LOCAL ROLE tradetrail_app',
+      'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL ROLE tradetrail_app',
     ]);
     expect(large.statements.log.at(-1)).toBe('COMMIT');
   });
@@ -131,6 +131,15 @@ describe('statements per request', () => {
     // With a pool of one, a leak would hang here.
     const ok = await app.run('{ positions { totalCount } }');
     expect(ok.data).toEqual({ positions: { totalCount: 3 } });
+
+    // The pooled connection is killed by the server: the request that meets it may fail, but the
+    // pool must not keep a broken or half-open connection, so the next requests work.
+    await adminQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${db.name}' AND application_name = 'tradetrail'`,
+    );
+    await app.run('{ positions { totalCount } }');
+    for (let i = 0; i < 3; i++)
+      expect((await app.run('{ positions { totalCount } }')).data).toEqual({ positions: { totalCount: 3 } });
 
     const admin = new Client({ connectionString: adminUrl() });
     await admin.connect();

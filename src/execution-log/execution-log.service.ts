@@ -30,6 +30,7 @@ export function listExecutionLogs(db: RequestDb, args: ExecutionLogsArgs): Promi
     .add(`t."occurred_at" >= ?`, f.occurredFrom ?? undefined)
     .add(`t."occurred_at" < ?`, f.occurredTo ?? undefined);
   return paginate(db, {
+    list: 'executionLogs',
     entity: ExecutionLog,
     where,
     key: SORT_KEYS[args.orderBy?.field ?? ExecutionLogSortField.RECORDED_AT],

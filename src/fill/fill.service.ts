@@ -130,6 +130,7 @@ export async function applyExecutions(
         state: {
           quantity: row.quantity,
           averageEntryPrice: row.averageEntryPrice,
+          costBasis: row.costBasis,
           realizedPnl: row.realizedPnl,
           totalCommission: row.totalCommission,
         },
@@ -312,6 +313,7 @@ export async function applyExecutions(
     symbol: p.row.symbol,
     quantity: p.state.quantity.toFixed(),
     average_entry_price: p.state.averageEntryPrice.toFixed(),
+    cost_basis: p.state.costBasis.toFixed(),
     realized_pnl: p.state.realizedPnl.toFixed(),
     total_commission: p.state.totalCommission.toFixed(),
     status: p.row.status,
@@ -324,7 +326,7 @@ export async function applyExecutions(
   if (changedPositions.length) {
     for (const r of await rowsOf(
       m,
-      `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, realized_pnl = v.realized_pnl,
+      `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis, realized_pnl = v.realized_pnl,
          total_commission = v.total_commission, status = v.status, closed_at = v.closed_at, version = p.version + 1, updated_at = now()
        FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id RETURNING p.*`,
       [JSON.stringify(changedPositions)],
@@ -335,8 +337,8 @@ export async function applyExecutions(
   if (createdPositions.length) {
     for (const r of await rowsOf(
       m,
-      `INSERT INTO positions (id, trader_id, symbol, quantity, average_entry_price, realized_pnl, total_commission, status, opened_at, closed_at)
-       SELECT id, trader_id, symbol, quantity, average_entry_price, realized_pnl, total_commission, status, opened_at, closed_at
+      `INSERT INTO positions (id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at)
+       SELECT id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at
        FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) RETURNING *`,
       [JSON.stringify(createdPositions)],
     )) {

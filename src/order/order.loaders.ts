@@ -1,15 +1,18 @@
 import DataLoader from 'dataloader';
 import { groupBy, LoaderFamily, loaderById } from '../loaders';
+import { BadUserInputError } from '../errors';
 import {
   afterCondition,
+  type CursorScope,
   decodeCursor,
   type Edge,
   type PageInfo,
   type SortKey,
+  sortValueSql,
   SortDirection,
   toPage,
 } from '../pagination';
-import { hydrate, type RequestDb, SqlWhere } from '../request-db';
+import { hydrate, type RequestDb, SqlWhere, sqlRows } from '../request-db';
 import { Order, type OrderStatus } from './order.entity';
 import type { PositionOrdersArgs } from './order.inputs';
 
@@ -28,6 +31,12 @@ export interface OrderLoaders {
 
 /** Position.orders is ordered by creation time, oldest first: the order in which the position was built. */
 export const POSITION_ORDERS_KEY: SortKey = { name: 'CREATED_AT', column: 'created_at', type: 'timestamptz' };
+const scopeOf = (positionId: string): CursorScope => ({
+  list: 'Position.orders',
+  key: POSITION_ORDERS_KEY,
+  direction: SortDirection.ASC,
+  parentId: positionId,
+});
 
 export function createOrderLoaders(db: RequestDb): OrderLoaders {
   return {
@@ -35,36 +44,42 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
     ordersPageByPositionId: new LoaderFamily(
       (args) =>
         new DataLoader<string, OrderPage>(async (positionIds) => {
+          // A cursor belongs to one position's list: with `after`, the other positions get an error.
+          const cursor = args.after ? decodeCursor(args.after, { ...scopeOf(''), parentId: undefined }) : null;
+          const wanted = cursor ? positionIds.filter((id) => id === cursor.p) : [...positionIds];
           const where = new SqlWhere()
-            .add(`t."position_id" = ANY(?::uuid[])`, positionIds)
+            .add(`t."position_id" = ANY(?::uuid[])`, wanted)
             .add(`t."status" = ?`, args.status ?? undefined);
-          if (args.after)
-            afterCondition(
-              where,
-              't',
-              POSITION_ORDERS_KEY,
-              SortDirection.ASC,
-              decodeCursor(args.after, POSITION_ORDERS_KEY),
-            );
+          if (cursor) afterCondition(where, 't', scopeOf(cursor.p!), cursor);
           const limit = where.param(args.first + 1);
           // A window per position keeps one statement for any number of parents.
-          const rows = await db.run(async (m) => {
-            const raw = (await m.query(
-              `SELECT * FROM (
-                 SELECT t.*, t."created_at"::text AS "__sort",
-                        row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
-                 FROM "orders" t ${where}
-               ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
-              where.params,
-            )) as Record<string, unknown>[];
-            return raw.map((r) => ({
-              positionId: r.position_id as string,
-              node: hydrate(m, Order, r),
-              sortValue: String(r.__sort),
-            }));
-          });
+          const rows = !wanted.length
+            ? []
+            : await db.run(async (m) => {
+                const raw = await sqlRows(
+                  m,
+                  `SELECT * FROM (
+                     SELECT t.*, ${sortValueSql('t', POSITION_ORDERS_KEY)} AS "__sort",
+                            row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
+                     FROM "orders" t ${where}
+                   ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
+                  where.params,
+                );
+                return raw.map((r) => ({
+                  positionId: r.position_id as string,
+                  node: hydrate(m, Order, r),
+                  sortValue: String(r.__sort),
+                }));
+              });
           const byPosition = groupBy(rows, (r) => r.positionId);
-          return positionIds.map((id) => toPage(byPosition.get(id) ?? [], POSITION_ORDERS_KEY, args.first, args.after));
+          return positionIds.map((id) =>
+            wanted.includes(id)
+              ? toPage(byPosition.get(id) ?? [], scopeOf(id), args.first, args.after)
+              : new BadUserInputError(
+                  `after is a cursor of another position's orders; use a cursor from this position's orders.`,
+                  { field: 'after' },
+                ),
+          );
         }),
     ),
     orderCountByPositionId: new LoaderFamily(

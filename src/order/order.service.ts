@@ -29,6 +29,7 @@ export function listOrders(db: RequestDb, args: OrdersArgs): Promise<ConnectionR
   if (f.linked === true) where.add(`t."position_id" IS NOT NULL`);
   if (f.linked === false) where.add(`t."position_id" IS NULL`);
   return paginate(db, {
+    list: 'orders',
     entity: Order,
     where,
     key: SORT_KEYS[args.orderBy?.field ?? OrderSortField.CREATED_AT],

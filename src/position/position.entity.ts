@@ -35,6 +35,7 @@ registerEnumType(PositionStatus, { name: 'PositionStatus' });
 @Check('chk_positions_closed_at', `("status" = 'CLOSED') = ("closed_at" IS NOT NULL)`)
 @Check('chk_positions_total_commission', `"total_commission" >= 0`)
 @Check('chk_positions_average_entry_price', `"average_entry_price" >= 0`)
+@Check('chk_positions_cost_basis', `"cost_basis" >= 0`)
 export class Position {
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_positions' })
@@ -59,6 +60,10 @@ export class Position {
   @Field(() => DecimalScalar)
   @Column({ name: 'average_entry_price', type: 'numeric', default: 0, transformer: decimalTransformer })
   averageEntryPrice!: Dec;
+
+  @Field(() => DecimalScalar, { description: 'Exact cost of the open quantity; averageEntryPrice is derived from it.' })
+  @Column({ name: 'cost_basis', type: 'numeric', default: 0, transformer: decimalTransformer })
+  costBasis!: Dec;
 
   @Field(() => DecimalScalar, { description: 'Gross realized profit and loss (commission not deducted).' })
   @Column({ name: 'realized_pnl', type: 'numeric', default: 0, transformer: decimalTransformer })

@@ -99,6 +99,7 @@ describe('applyFill', () => {
     const state: PositionState = {
       quantity: d(from[0]),
       averageEntryPrice: d(from[1]),
+      costBasis: d(from[0]).abs().times(d(from[1])),
       realizedPnl: d(from[2]),
       totalCommission: d(0),
     };
@@ -115,6 +116,26 @@ describe('applyFill', () => {
   it('adds commissions and keeps PnL gross', () => {
     const s = replayFills([fill('10', '100', '1.25'), fill('-10', '101', '0.75')]);
     expect(show(s)).toEqual({ quantity: '0', averageEntryPrice: '100', realizedPnl: '10', totalCommission: '2' });
+  });
+
+  it('an average built from many increases does not depend on their order', () => {
+    const fills = Array.from({ length: 100 }, (_, i) =>
+      fill(
+        String(i + 1),
+        d(100)
+          .plus(d(i + 1).div(100))
+          .toFixed(),
+      ),
+    );
+    const forward = replayFills(fills);
+    const backward = replayFills([...fills].reverse());
+    const shuffled = replayFills(
+      [...fills].sort((a, b) => (a.price.toFixed().slice(-1) < b.price.toFixed().slice(-1) ? -1 : 1)),
+    );
+    for (const s of [forward, backward, shuffled]) {
+      expect(s.averageEntryPrice.toFixed()).toBe('100.67');
+      expect(s.costBasis.toFixed()).toBe('508383.5');
+    }
   });
 
   it('0.1 + 0.2 is exactly 0.3', () => {

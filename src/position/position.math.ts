@@ -4,6 +4,11 @@ import { Dec, roundAverage } from '../decimal';
 export interface PositionState {
   quantity: Dec;
   averageEntryPrice: Dec;
+  /**
+   * Exact cost of the open quantity (Σ|q|·p of the fills that opened or increased it, since the
+   * last reduction). The average is derived from it, so it does not drift with the order of fills.
+   */
+  costBasis: Dec;
   realizedPnl: Dec;
   totalCommission: Dec;
 }
@@ -20,6 +25,7 @@ export type PositionChange = 'OPEN' | 'INCREASE' | 'REDUCE' | 'CLOSE' | 'FLIP';
 export const FLAT: PositionState = {
   quantity: new Dec(0),
   averageEntryPrice: new Dec(0),
+  costBasis: new Dec(0),
   realizedPnl: new Dec(0),
   totalCommission: new Dec(0),
 };
@@ -30,34 +36,41 @@ export const FLAT: PositionState = {
  * remainder at the fill price). Realized PnL is gross; commission is summed apart.
  */
 export function applyFill(state: PositionState, fill: FillEffect): { state: PositionState; change: PositionChange } {
-  const { quantity: q0, averageEntryPrice: avg0 } = state;
+  const { quantity: q0, averageEntryPrice: avg0, realizedPnl: pnl0 } = state;
   const s = fill.signedQuantity;
   if (s.isZero()) throw new RangeError('a fill has a non-zero quantity');
   const totalCommission = state.totalCommission.plus(fill.commission);
 
   if (q0.isZero() || q0.isNegative() === s.isNegative()) {
+    // Open or increase: the exact cost grows, the average is derived from it.
     const quantity = q0.plus(s);
-    const averageEntryPrice = roundAverage(
-      q0.abs().times(avg0).plus(s.abs().times(fill.price)).dividedBy(quantity.abs()),
-    );
-    return {
-      state: { quantity, averageEntryPrice, realizedPnl: state.realizedPnl, totalCommission },
-      change: q0.isZero() ? 'OPEN' : 'INCREASE',
-    };
+    const costBasis = (q0.isZero() ? new Dec(0) : state.costBasis).plus(s.abs().times(fill.price));
+    const averageEntryPrice = roundAverage(costBasis.dividedBy(quantity.abs()));
+    const change = q0.isZero() ? 'OPEN' : 'INCREASE';
+    return { state: { quantity, averageEntryPrice, costBasis, realizedPnl: pnl0, totalCommission }, change };
   }
 
-  // Opposite sign: realize PnL on the part that closes.
+  // Opposite sign: realize PnL on the part that closes, at the unchanged average.
   const closing = Dec.min(s.abs(), q0.abs());
   const perUnit = q0.isPositive() ? fill.price.minus(avg0) : avg0.minus(fill.price);
-  const realizedPnl = state.realizedPnl.plus(closing.times(perUnit));
+  const realizedPnl = pnl0.plus(closing.times(perUnit));
   const quantity = q0.plus(s);
   if (quantity.isZero()) {
-    return { state: { quantity, averageEntryPrice: avg0, realizedPnl, totalCommission }, change: 'CLOSE' };
+    return {
+      state: { quantity, averageEntryPrice: avg0, costBasis: new Dec(0), realizedPnl, totalCommission },
+      change: 'CLOSE',
+    };
   }
   if (quantity.isNegative() === q0.isNegative()) {
-    return { state: { quantity, averageEntryPrice: avg0, realizedPnl, totalCommission }, change: 'REDUCE' };
+    const costBasis = quantity.abs().times(avg0);
+    return { state: { quantity, averageEntryPrice: avg0, costBasis, realizedPnl, totalCommission }, change: 'REDUCE' };
   }
-  return { state: { quantity, averageEntryPrice: fill.price, realizedPnl, totalCommission }, change: 'FLIP' };
+  // Flip: the remainder opens the other side at the fill price.
+  const costBasis = quantity.abs().times(fill.price);
+  return {
+    state: { quantity, averageEntryPrice: fill.price, costBasis, realizedPnl, totalCommission },
+    change: 'FLIP',
+  };
 }
 
 /** Replays fills in order from flat: recomputing a position. */

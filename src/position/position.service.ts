@@ -29,6 +29,7 @@ export function listPositions(db: RequestDb, args: PositionsArgs): Promise<Conne
     .add(`t."closed_at" >= ?`, f.closedFrom ?? undefined)
     .add(`t."closed_at" < ?`, f.closedTo ?? undefined);
   return paginate(db, {
+    list: 'positions',
     entity: Position,
     where,
     key: SORT_KEYS[args.orderBy?.field ?? PositionSortField.OPENED_AT],
@@ -51,6 +52,7 @@ export interface Recomputed {
 const snapshot = (p: Position) => ({
   quantity: p.quantity.toFixed(),
   averageEntryPrice: p.averageEntryPrice.toFixed(),
+  costBasis: p.costBasis.toFixed(),
   realizedPnl: p.realizedPnl.toFixed(),
   totalCommission: p.totalCommission.toFixed(),
   status: p.status,
@@ -87,9 +89,18 @@ export async function recomputePosition(m: EntityManager, positionId: string): P
   try {
     const [updated] = (await sqlRows(
       m,
-      `UPDATE positions SET quantity = $2, average_entry_price = $3, realized_pnl = $4, total_commission = $5, status = $6,
+      `UPDATE positions SET quantity = $2, average_entry_price = $3, realized_pnl = $4, total_commission = $5, status = $6, cost_basis = $8,
          closed_at = $7, version = version + 1, updated_at = now() WHERE id = $1 RETURNING *`,
-      [positionId, next.quantity, next.averageEntryPrice, next.realizedPnl, next.totalCommission, status, closedAt],
+      [
+        positionId,
+        next.quantity,
+        next.averageEntryPrice,
+        next.realizedPnl,
+        next.totalCommission,
+        status,
+        closedAt,
+        next.costBasis,
+      ],
     )) as Record<string, unknown>[];
     return { before, after: hydrate(m, Position, updated), changed: true };
   } catch (error) {
@@ -159,8 +170,9 @@ async function moveOrder(
     `UPDATE orders SET position_id = $2, updated_at = now() WHERE id = $1 RETURNING *`,
     [order.id, positionId],
   );
-  // Recompute in id order (the lock order for positions).
-  const affected = [previous, positionId].filter((id): id is string => !!id).sort();
+  // The position that loses fills first (it may close), then the one that gains them (it may reopen).
+  // The book lock makes the order of these row locks safe.
+  const affected = [previous, positionId].filter((id): id is string => !!id);
   const results = new Map<string, Recomputed>();
   for (const id of affected) results.set(id, await recomputePosition(m, id));
   await appendLogs(m, who, [

@@ -21,6 +21,7 @@ export function listTraders(db: RequestDb, args: TradersArgs): Promise<Connectio
     )
     .add(`t."external_ref" = ?`, f.externalRef ?? undefined);
   return paginate(db, {
+    list: 'traders',
     entity: Trader,
     where,
     key: SORT_KEYS[args.orderBy?.field ?? TraderSortField.NAME],
