@@ -69,13 +69,15 @@ export class RequestDb {
   }
 
   /**
-   * One round trip: the access mode and the application role, both transaction-local. A read sees
+   * One round trip: the transaction with its access mode, and the application role (transaction-local). A read sees
    * one snapshot (REPEATABLE READ), so a page, its totalCount and its nested fields agree.
    */
   private async begin(runner: QueryRunner): Promise<void> {
-    await runner.startTransaction();
-    const mode = this.mode === 'read' ? 'SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; ' : '';
-    await runner.query(`${mode}SET LOCAL ROLE ${APPLICATION_ROLE}`);
+    const mode = this.mode === 'read' ? ' ISOLATION LEVEL REPEATABLE READ, READ ONLY' : '';
+    await runner.query(`START TRANSACTION${mode}; SET LOCAL ROLE ${APPLICATION_ROLE}`);
+    // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
+    // that its commit/rollback (and anything using the manager) treat it as the transaction.
+    Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
   }
 
   /**
@@ -181,4 +183,28 @@ export async function sqlRows<T = Record<string, unknown>>(
     return result[0] as T[];
   }
   return result as T[];
+}
+
+interface PgClientLike {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * Like `sqlRows`, as a named prepared statement: each pooled connection parses and plans it once.
+ * For the hot, fixed statements of the write path. (Outside a request's connection it runs unnamed.)
+ */
+export async function preparedRows<T = Record<string, unknown>>(
+  manager: EntityManager,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<T[]> {
+  const client = (manager.queryRunner as unknown as { databaseConnection?: PgClientLike } | undefined)
+    ?.databaseConnection;
+  if (!client) return sqlRows<T>(manager, text, values);
+  try {
+    return (await client.query({ name, text, values })).rows as T[];
+  } catch (error) {
+    throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+  }
 }

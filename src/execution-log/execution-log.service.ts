@@ -58,34 +58,41 @@ export interface LogEntry {
 }
 
 /**
- * Appends entries in one statement, in the given order. The database numbers them per order,
- * chains their hashes and stamps recorded_at (trigger `execution_logs_chain`).
+ * `INSERT … SELECT` of log entries from the JSON parameter `$n`, in the given order. The database
+ * numbers them per order, chains their hashes and stamps recorded_at (trigger `execution_logs_chain`).
+ * Also used as the last part of a larger write statement.
  */
-export async function appendLogs(m: EntityManager, who: Actor, entries: LogEntry[]): Promise<void> {
-  if (!entries.length) return;
-  const rows = entries.map((e, n) => ({
-    n,
-    order_id: e.orderId,
-    trader_id: e.traderId,
-    action: e.action,
-    from_status: e.fromStatus ?? null,
-    to_status: e.toStatus ?? null,
-    reason: e.reason ?? null,
-    error_code: e.errorCode ?? null,
-    actor: who.actor,
-    source: who.source,
-    details: e.details ?? null,
-    occurred_at: e.occurredAt.toISOString(),
-  }));
-  await m.query(
-    `INSERT INTO execution_logs (order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at)
+export function logInsertSql(param: string): string {
+  return `INSERT INTO execution_logs (order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at)
      SELECT order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at
-     FROM jsonb_to_recordset($1::jsonb) AS r(n int, order_id uuid, trader_id uuid, action execution_log_action,
+     FROM jsonb_to_recordset(${param}::jsonb) AS r(n int, order_id uuid, trader_id uuid, action execution_log_action,
        from_status order_status, to_status order_status, reason varchar, error_code varchar, actor varchar, source varchar,
        details jsonb, occurred_at timestamptz)
-     ORDER BY n`,
-    [JSON.stringify(rows)],
+     ORDER BY n`;
+}
+
+export function logRowsJson(who: Actor, entries: LogEntry[]): string {
+  return JSON.stringify(
+    entries.map((e, n) => ({
+      n,
+      order_id: e.orderId,
+      trader_id: e.traderId,
+      action: e.action,
+      from_status: e.fromStatus ?? null,
+      to_status: e.toStatus ?? null,
+      reason: e.reason ?? null,
+      error_code: e.errorCode ?? null,
+      actor: who.actor,
+      source: who.source,
+      details: e.details ?? null,
+      occurred_at: e.occurredAt.toISOString(),
+    })),
   );
+}
+
+/** Appends entries in one statement, in the given order. */
+export async function appendLogs(m: EntityManager, who: Actor, entries: LogEntry[]): Promise<void> {
+  if (entries.length) await m.query(logInsertSql('$1'), [logRowsJson(who, entries)]);
 }
 
 export interface ChainVerification {

@@ -4,12 +4,12 @@ import type { EntityManager } from 'typeorm';
 import { Dec, roundAverage } from '../decimal';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
-import { type Actor, appendLogs, type LogEntry } from '../execution-log/execution-log.service';
+import { type Actor, type LogEntry, logInsertSql, logRowsJson } from '../execution-log/execution-log.service';
 import { Order, OrderSide } from '../order/order.entity';
 import { fillAdmission, statusAfterFill } from '../order/order.state';
 import { Position, PositionStatus } from '../position/position.entity';
 import { applyFill, FLAT, type PositionState } from '../position/position.math';
-import { hydrate, sqlRows } from '../request-db';
+import { hydrate, preparedRows, sqlRows } from '../request-db';
 import { Fill } from './fill.entity';
 import type { RecordExecutionInput } from './fill.inputs';
 
@@ -32,8 +32,6 @@ interface WorkingOrder {
 
 /** Advisory-lock key of a trader's book in one symbol: position changes for it are serialised. */
 const bookKey = (traderId: string, symbol: string): string => `${traderId}|${symbol}`;
-
-const rowsOf = (m: EntityManager, sql: string, params: unknown[]) => sqlRows(m, sql, params);
 
 /**
  * Applies executions exactly as DOMAIN.md §4 says, in request order, in the caller's transaction:
@@ -62,14 +60,26 @@ export async function applyExecutions(
     return undefined;
   });
   const live = inputs.map((input, index) => ({ input, index })).filter(({ index }) => !outcomes[index]);
+  // One-execution calls (the hot path of a gateway) run their fixed statements prepared: parsed and
+  // planned once per connection. Batches run unnamed, so each gets a plan for its own size.
+  const prepared = live.length === 1;
+  const rowsOf = (name: string, sql: string, params: unknown[]) =>
+    prepared ? preparedRows(m, `fills_${name}`, sql, params) : sqlRows(m, sql, params);
 
-  // 1. The orders, locked.
+  // 1. The orders, locked; then, in the same statement, their (trader, symbol) books. The scalar
+  // subquery reads the whole CTE (so every order is locked first) and takes the book locks in
+  // sorted order: the lock order of every writer.
   const byRef = live.filter(({ input }) => !input.orderId).map(({ input }) => input);
   const orderRows = await rowsOf(
-    m,
-    `SELECT * FROM orders
-     WHERE id = ANY($1::uuid[]) OR (trader_id, client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
-     ORDER BY id FOR NO KEY UPDATE`,
+    'lock_orders',
+    `WITH locked AS (
+       SELECT * FROM orders
+       WHERE id = ANY($1::uuid[]) OR (trader_id, client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
+       ORDER BY id FOR NO KEY UPDATE
+     )
+     SELECT locked.*, (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+                       FROM (SELECT DISTINCT trader_id || '|' || symbol AS k FROM locked ORDER BY 1) books) AS __books
+     FROM locked`,
     [
       live.map(({ input }) => input.orderId).filter(Boolean),
       byRef.map((i) => i.traderId),
@@ -88,38 +98,30 @@ export async function applyExecutions(
       ? orders.get(i.orderId.toLowerCase())
       : orderByClientId.get(`${i.traderId?.toLowerCase()}|${i.clientOrderId}`);
 
-  // 2. Fills already recorded under these exec ids, and each order's notional so far.
-  const known = live.map(({ input }) => ({ order: orderOf(input), execId: input.execId })).filter((k) => k.order);
+  // 2. Fills already recorded under these exec ids, and each order's notional so far: one statement.
   const existing = new Map<string, Fill>();
   if (orders.size) {
     for (const r of await rowsOf(
-      m,
-      `SELECT * FROM fills WHERE (order_id, exec_id) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))`,
-      [known.map((k) => k.order!.row.id), known.map((k) => k.execId)],
+      'known_fills',
+      `SELECT o.id AS __order, s.notional AS __notional, f.*
+       FROM unnest($1::uuid[]) AS o(id)
+       CROSS JOIN LATERAL (SELECT sum(quantity * price)::text AS notional FROM fills WHERE order_id = o.id) s
+       LEFT JOIN fills f ON f.order_id = o.id AND f.exec_id = ANY($2::varchar[])`,
+      [[...orders.keys()], [...new Set(live.map(({ input }) => input.execId))]],
     )) {
-      existing.set(`${r.order_id}|${r.exec_id}`, hydrate(m, Fill, r));
-    }
-    for (const r of await rowsOf(
-      m,
-      `SELECT order_id, sum(quantity * price)::text AS notional FROM fills WHERE order_id = ANY($1::uuid[]) GROUP BY order_id`,
-      [[...orders.keys()]],
-    )) {
-      orders.get(r.order_id as string)!.notional = new Dec(r.notional as string);
+      if (r.__notional !== null) orders.get(r.__order as string)!.notional = new Dec(r.__notional as string);
+      if (r.id !== null) existing.set(`${r.order_id}|${r.exec_id}`, hydrate(m, Fill, r));
     }
   }
 
-  // 3. The books, then their open positions, locked.
+  // 3. The open positions of those books, locked (the books are locked already).
   const books = [...new Set([...orders.values()].map((o) => bookKey(o.row.traderId, o.row.symbol)))].sort();
   const open = new Map<string, WorkingPosition>();
   const touched: WorkingPosition[] = [];
   if (books.length) {
-    await m.query(
-      `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) WITH ORDINALITY AS b(k, n) ORDER BY n`,
-      [books],
-    );
     const pairs = books.map((b) => b.split('|'));
     for (const r of await rowsOf(
-      m,
+      'open_positions',
       `SELECT * FROM positions WHERE status = 'OPEN' AND (trader_id, symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))
        ORDER BY id FOR NO KEY UPDATE`,
       [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
@@ -306,7 +308,9 @@ export async function applyExecutions(
     outcomes[index] = { status: 'APPLIED', fill, order, position: p.row };
   }
 
-  // 5. Write: positions (closing ones before new ones open), fills, orders, log entries.
+  // 5. Write: positions (closing ones before new ones open), then fills, orders and log entries in
+  // one statement. Times are stamped here, so the rows in memory are exactly the rows stored.
+  const now = new Date();
   const positionRow = (p: WorkingPosition) => ({
     id: p.row.id,
     trader_id: p.row.traderId,
@@ -319,90 +323,85 @@ export async function applyExecutions(
     status: p.row.status,
     opened_at: p.row.openedAt.toISOString(),
     closed_at: p.row.closedAt?.toISOString() ?? null,
+    created_at: p.row.createdAt.toISOString(),
+    updated_at: now.toISOString(),
+    version: p.row.version,
   });
-  const changedPositions = touched.filter((p) => !p.isNew && p.dirty).map(positionRow);
-  const createdPositions = touched.filter((p) => p.isNew).map(positionRow);
-  const savedPositions = new Map<string, Record<string, unknown>>();
+  for (const p of touched) {
+    Object.assign(p.row, p.state, {
+      updatedAt: now,
+      version: p.row.version + 1,
+      ...(p.isNew ? { createdAt: now } : {}),
+    });
+  }
+  const changedPositions = touched.filter((p) => !p.isNew && p.dirty);
+  const createdPositions = touched.filter((p) => p.isNew);
+  const POSITION_COLUMNS =
+    'id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at, created_at, updated_at, version';
   if (changedPositions.length) {
-    for (const r of await rowsOf(
-      m,
-      `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis, realized_pnl = v.realized_pnl,
-         total_commission = v.total_commission, status = v.status, closed_at = v.closed_at, version = p.version + 1, updated_at = now()
-       FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id RETURNING p.*`,
-      [JSON.stringify(changedPositions)],
-    )) {
-      savedPositions.set(r.id as string, r);
-    }
+    await rowsOf(
+      'update_positions',
+      `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
+         realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, closed_at = v.closed_at,
+         version = v.version, updated_at = v.updated_at
+       FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
+      [JSON.stringify(changedPositions.map(positionRow))],
+    );
   }
   if (createdPositions.length) {
-    for (const r of await rowsOf(
-      m,
-      `INSERT INTO positions (id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at)
-       SELECT id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at
-       FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) RETURNING *`,
-      [JSON.stringify(createdPositions)],
-    )) {
-      savedPositions.set(r.id as string, r);
-    }
+    await rowsOf(
+      'insert_positions',
+      `INSERT INTO positions (${POSITION_COLUMNS}) SELECT ${POSITION_COLUMNS} FROM jsonb_populate_recordset(NULL::positions, $1::jsonb)`,
+      [JSON.stringify(createdPositions.map(positionRow))],
+    );
   }
-  const savedFills = new Map<string, Record<string, unknown>>();
-  if (newFills.length) {
-    const rows = newFills.map((f) => ({
-      id: f.id,
-      order_id: f.orderId,
-      position_id: f.positionId,
-      exec_id: f.execId,
-      quantity: f.quantity.toFixed(),
-      price: f.price.toFixed(),
-      commission: f.commission.toFixed(),
-      liquidity: f.liquidity,
-      venue: f.venue,
-      executed_at: f.executedAt.toISOString(),
-    }));
-    for (const r of await rowsOf(
-      m,
-      `INSERT INTO fills (id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at)
-       SELECT id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at
-       FROM jsonb_populate_recordset(NULL::fills, $1::jsonb) RETURNING *`,
-      [JSON.stringify(rows)],
-    )) {
-      savedFills.set(r.id as string, r);
-    }
-  }
-  const savedOrders = new Map<string, Record<string, unknown>>();
   const changedOrders = [...orders.values()].filter((o) => o.dirty).map((o) => o.row);
-  if (changedOrders.length) {
-    const rows = changedOrders.map((o) => ({
-      id: o.id,
-      status: o.status,
-      filled_quantity: o.filledQuantity.toFixed(),
-      average_fill_price: o.averageFillPrice?.toFixed() ?? null,
-      filled_at: o.filledAt?.toISOString() ?? null,
-      position_id: o.positionId,
-    }));
-    for (const r of await rowsOf(
-      m,
-      `UPDATE orders o SET status = v.status, filled_quantity = v.filled_quantity, average_fill_price = v.average_fill_price,
-         filled_at = v.filled_at, position_id = v.position_id, updated_at = now()
-       FROM jsonb_populate_recordset(NULL::orders, $1::jsonb) v WHERE o.id = v.id RETURNING o.*`,
-      [JSON.stringify(rows)],
-    )) {
-      savedOrders.set(r.id as string, r);
-    }
+  if (newFills.length || changedOrders.length || logs.length) {
+    for (const f of newFills) Object.assign(f, { createdAt: now });
+    for (const o of changedOrders) o.updatedAt = now;
+    await rowsOf(
+      'write',
+      `WITH new_fills AS (
+         INSERT INTO fills (id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at, created_at)
+         SELECT id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at, created_at
+         FROM jsonb_populate_recordset(NULL::fills, $1::jsonb)
+       ),
+       changed_orders AS (
+         UPDATE orders o SET status = v.status, filled_quantity = v.filled_quantity, average_fill_price = v.average_fill_price,
+           filled_at = v.filled_at, position_id = v.position_id, updated_at = v.updated_at
+         FROM jsonb_populate_recordset(NULL::orders, $2::jsonb) v WHERE o.id = v.id
+       )
+       ${logInsertSql('$3')}`,
+      [
+        JSON.stringify(
+          newFills.map((f) => ({
+            id: f.id,
+            order_id: f.orderId,
+            position_id: f.positionId,
+            exec_id: f.execId,
+            quantity: f.quantity.toFixed(),
+            price: f.price.toFixed(),
+            commission: f.commission.toFixed(),
+            liquidity: f.liquidity,
+            venue: f.venue,
+            executed_at: f.executedAt.toISOString(),
+            created_at: now.toISOString(),
+          })),
+        ),
+        JSON.stringify(
+          changedOrders.map((o) => ({
+            id: o.id,
+            status: o.status,
+            filled_quantity: o.filledQuantity.toFixed(),
+            average_fill_price: o.averageFillPrice?.toFixed() ?? null,
+            filled_at: o.filledAt?.toISOString() ?? null,
+            position_id: o.positionId,
+            updated_at: now.toISOString(),
+          })),
+        ),
+        logRowsJson(who, logs),
+      ],
+    );
   }
-  await appendLogs(m, who, logs);
-
-  // 6. Results as stored (database timestamps, versions).
-  return outcomes.map((o) => {
-    if (!o || o.status === 'REFUSED') return o!;
-    const fillRow = savedFills.get(o.fill.id);
-    const orderRow = savedOrders.get(o.order.id);
-    const positionRow = o.position && savedPositions.get(o.position.id);
-    return {
-      ...o,
-      fill: fillRow ? hydrate(m, Fill, fillRow) : o.fill,
-      order: orderRow ? hydrate(m, Order, orderRow) : o.order,
-      position: positionRow ? hydrate(m, Position, positionRow) : o.position,
-    };
-  });
+  return outcomes.map((o) => o!);
 }

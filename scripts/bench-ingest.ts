@@ -1,0 +1,174 @@
+/**
+ * `npm run bench:ingest`: records executions through the GraphQL HTTP endpoint and prints fills/s
+ * and latency — single `recordExecution` calls at concurrency 10, and `recordExecutions` batches of
+ * 500. Prints numbers, asserts nothing. Uses DATABASE_URL when set (a scratch database is created
+ * on that server and dropped afterwards), else a temporary embedded PostgreSQL.
+ *   npm run bench:ingest -- --single 5000 --batches 40
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../ormconfig';
+import { config } from '../src/config';
+import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const SINGLE = arg('single', 5000);
+const BATCHES = arg('batches', 40);
+const BATCH_SIZE = 500;
+const ORDERS = 200;
+
+const RECORD = `mutation($input: RecordExecutionInput!) { recordExecution(input: $input) { status } }`;
+const RECORD_MANY = `mutation($inputs: [RecordExecutionInput!]!) { recordExecutions(inputs: $inputs) { applied refused } }`;
+
+async function main(): Promise<void> {
+  // The database: a scratch one on DATABASE_URL's server, or a temporary embedded server.
+  let stopDb = async (): Promise<void> => {};
+  let adminUrl = config().databaseUrl;
+  let tmp: string | undefined;
+  if (!adminUrl) {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'tradetrail-bench-'));
+    chmodSync(tmp, 0o755);
+    const db = await startEmbeddedPostgres({
+      dataDir: path.join(tmp, 'pgdata'),
+      port: await freePort(),
+      database: 'postgres',
+    });
+    adminUrl = db.url;
+    stopDb = db.stop;
+  }
+  const name = `tt_bench_${Date.now().toString(36)}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+
+  const ds = new DataSource(dataSourceOptions(withDatabase(adminUrl, name), 20, false));
+  await ds.initialize();
+  await ds.runMigrations({ transaction: 'each' });
+  const [{ id: traderId }] = await ds.query(`INSERT INTO traders (name) VALUES ('Bench') RETURNING id`);
+  const orders: string[] = (
+    await ds.query(
+      `INSERT INTO orders (trader_id, client_order_id, symbol, side, order_type, quantity, status)
+       SELECT $1, 'bench-' || g, 'SYM' || (g % 20), CASE WHEN g % 2 = 0 THEN 'BUY'::order_side ELSE 'SELL'::order_side END,
+              'MARKET', 1000000000, 'ACCEPTED' FROM generate_series(1, $2) g RETURNING id`,
+      [traderId, ORDERS],
+    )
+  ).map((r: { id: string }) => r.id);
+
+  // The server as it is deployed: its own process (the load generator must not share its event loop).
+  const port = await freePort();
+  const server = spawn(process.execPath, [path.join(__dirname, '..', 'src', 'index.js')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: withDatabase(adminUrl, name),
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'error',
+      TRADETRAIL_DEMO_DATA: 'off',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
+    server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+  });
+  const url = `http://127.0.0.1:${port}`;
+
+  let n = 0;
+  const execution = () => ({
+    orderId: orders[n % ORDERS],
+    execId: `E${n++}-${randomUUID().slice(0, 8)}`,
+    quantity: '1.5',
+    price: (100 + (n % 1000) / 100).toFixed(2),
+    commission: '0.01',
+    executedAt: new Date().toISOString(),
+  });
+  // autocannon notices the end of an `amount` run on its 1-second tick, so the time is taken from
+  // the last response instead.
+  const run = (opts: { connections: number; amount: number; body: () => string }) =>
+    new Promise<autocannon.Result & { seconds: number }>((resolve, reject) => {
+      const t0 = process.hrtime.bigint();
+      let done = 0;
+      let seconds = 0;
+      const instance = autocannon(
+        {
+          url,
+          connections: opts.connections,
+          amount: opts.amount,
+          timeout: 60,
+          requests: [
+            {
+              method: 'POST',
+              path: '/graphql',
+              headers: { 'content-type': 'application/json' },
+              setupRequest: (req) => ({ ...req, body: opts.body() }),
+            },
+          ],
+        },
+        (error, result) => (error ? reject(error) : resolve({ ...result, seconds })),
+      );
+      instance.on('response', () => {
+        if (++done === opts.amount) seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      });
+    });
+
+  // Warm up (JIT, connections, plans).
+  await run({
+    connections: 4,
+    amount: 200,
+    body: () => JSON.stringify({ query: RECORD, variables: { input: execution() } }),
+  });
+
+  const single = await run({
+    connections: 10,
+    amount: SINGLE,
+    body: () => JSON.stringify({ query: RECORD, variables: { input: execution() } }),
+  });
+  const batched = await run({
+    connections: 2,
+    amount: BATCHES,
+    body: () =>
+      JSON.stringify({ query: RECORD_MANY, variables: { inputs: Array.from({ length: BATCH_SIZE }, execution) } }),
+  });
+
+  const [{ fills }] = await ds.query(`SELECT count(*)::int AS fills FROM fills`);
+  const failures = (r: autocannon.Result) => r.non2xx + r.errors + r.timeouts;
+  const rate = (fills: number, seconds: number) =>
+    `${fills} fills in ${seconds.toFixed(2)} s = ${Math.round(fills / seconds)} fills/s`;
+  console.log(
+    `\nTradetrail ingestion benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'})`,
+  );
+  console.log(
+    `  recordExecution, concurrency 10: ${rate(SINGLE, single.seconds)}; ` +
+      `latency p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms; failed requests ${failures(single)}`,
+  );
+  console.log(
+    `  recordExecutions, batches of ${BATCH_SIZE}, concurrency 2: ${rate(BATCHES * BATCH_SIZE, batched.seconds)}; ` +
+      `batch latency p50 ${batched.latency.p50} ms, p99 ${batched.latency.p99} ms; failed requests ${failures(batched)}`,
+  );
+  console.log(`  fills in the database: ${fills} (expected ${200 + SINGLE + BATCHES * BATCH_SIZE})\n`);
+
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  server.kill('SIGTERM');
+  await exited;
+  await ds.destroy();
+  await admin.query(`DROP DATABASE "${name}" WITH (FORCE)`);
+  await admin.end();
+  await stopDb();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
