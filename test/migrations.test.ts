@@ -21,6 +21,8 @@ async function catalog(url: string): Promise<Record<string, string[]>> {
         `SELECT tgrelid::regclass || ' ' || tgname AS x FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1`,
       ),
       functions: await q(`SELECT proname AS x FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1`),
+      grants: await q(`SELECT table_name || ' ' || string_agg(privilege_type, ',' ORDER BY privilege_type) AS x
+                       FROM information_schema.role_table_grants WHERE grantee = 'tradetrail_app' GROUP BY table_name ORDER BY 1`),
       types:
         await q(`SELECT typname || ' ' || string_agg(enumlabel, ',' ORDER BY enumsortorder) AS x FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
                       WHERE typnamespace = 'public'::regnamespace GROUP BY typname ORDER BY 1`),
@@ -83,6 +85,14 @@ describe('migrations', () => {
     );
     has('constraints', 'orders chk_orders_filled_quantity_max CHECK ((filled_quantity <= quantity))');
     has('triggers', 'execution_logs execution_logs_no_update_delete');
+    // The role requests run as: SELECT and INSERT only on the log.
+    expect(up.grants).toEqual([
+      'execution_logs INSERT,SELECT',
+      'fills INSERT,SELECT,UPDATE',
+      'orders INSERT,SELECT,UPDATE',
+      'positions INSERT,SELECT,UPDATE',
+      'traders INSERT,SELECT,UPDATE',
+    ]);
     has('triggers', 'execution_logs execution_logs_no_truncate');
     has('types', 'order_status PENDING,ACCEPTED,PARTIAL,FILLED,CANCELLED,REJECTED,EXPIRED,REPLACED');
     // Exact types everywhere: no float, no timestamp without time zone.
