@@ -15,6 +15,7 @@ import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
+import { mintToken } from '../src/auth';
 import { config } from '../src/config';
 import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
 
@@ -64,6 +65,8 @@ async function main(): Promise<void> {
     )
   ).map((r: { id: string }) => r.id);
 
+  const secret = randomUUID() + randomUUID();
+  const token = await mintToken(secret, { sub: 'bench-gateway', role: 'service' });
   // The server as it is deployed: its own process (the load generator must not share its event loop).
   const port = await freePort();
   const server = spawn(process.execPath, [path.join(__dirname, '..', 'src', 'index.js')], {
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'error',
       TRADETRAIL_DEMO_DATA: 'off',
+      TRADETRAIL_JWT_SECRET: secret,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -110,7 +114,7 @@ async function main(): Promise<void> {
             {
               method: 'POST',
               path: '/graphql',
-              headers: { 'content-type': 'application/json' },
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
               setupRequest: (req) => ({ ...req, body: opts.body() }),
             },
           ],

@@ -8,9 +8,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mintToken } from '../src/auth';
 import { freePort } from '../src/db';
 
-async function timeToServe(env: Record<string, string>): Promise<number> {
+async function timeToServe(env: Record<string, string>, token: string): Promise<number> {
   const t0 = process.hrtime.bigint();
   const child = spawn(process.execPath, ['dist/src/index.js'], {
     env: { ...process.env, ...env },
@@ -25,7 +27,7 @@ async function timeToServe(env: Record<string, string>): Promise<number> {
     try {
       const res = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ query: '{ traders { totalCount } }' }),
       });
       await res.text();
@@ -57,16 +59,18 @@ async function main(): Promise<void> {
     PORT: String(await freePort()),
     HOST: '127.0.0.1',
     DATABASE_URL: '',
+    TRADETRAIL_JWT_SECRET: randomBytes(32).toString('base64url'),
   };
+  const token = await mintToken(env.TRADETRAIL_JWT_SECRET, { sub: 'bench', role: 'compliance' });
   try {
     const b0 = process.hrtime.bigint();
     execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
       stdio: 'inherit',
     });
     const build = Number(process.hrtime.bigint() - b0) / 1e6;
-    const fresh = await timeToServe(env);
+    const fresh = await timeToServe(env, token);
     await new Promise((r) => setTimeout(r, 500));
-    const existing = await timeToServe(env);
+    const existing = await timeToServe(env, token);
     const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
     console.log(`build step of npm start (incremental tsc, nothing changed): ${sec(build)}`);
     console.log(

@@ -23,6 +23,24 @@ export interface Config {
   /** Log every SQL statement (development aid). */
   logSql: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** `required` (default) or `disabled` (development only: every request is an admin). */
+  auth: 'required' | 'disabled';
+  /** HS256 secret; with neither key set, `npm start` on the embedded database creates one in the data directory. */
+  jwtSecret: string | undefined;
+  /** RS256/ES256 public key (PEM text, or a path to a PEM file). */
+  jwtPublicKey: string | undefined;
+  /** A JWKS JSON file with the public keys tokens are signed with. */
+  jwtJwksFile: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  /** GraphQL introspection (default: on, except when NODE_ENV=production). */
+  introspection: boolean;
+  maxDepth: number;
+  maxCost: number;
+  maxAliases: number;
+  maxTokens: number;
+  /** statement_timeout of every request's transaction, in milliseconds. */
+  statementTimeoutMs: number;
 }
 
 const ENV_NAMES = [
@@ -37,6 +55,18 @@ const ENV_NAMES = [
   'TRADETRAIL_QUERY_PAGE',
   'TRADETRAIL_LOG_SQL',
   'LOG_LEVEL',
+  'TRADETRAIL_AUTH',
+  'TRADETRAIL_JWT_SECRET',
+  'TRADETRAIL_JWT_PUBLIC_KEY',
+  'TRADETRAIL_JWT_JWKS_FILE',
+  'TRADETRAIL_JWT_ISSUER',
+  'TRADETRAIL_JWT_AUDIENCE',
+  'TRADETRAIL_INTROSPECTION',
+  'TRADETRAIL_MAX_DEPTH',
+  'TRADETRAIL_MAX_COST',
+  'TRADETRAIL_MAX_ALIASES',
+  'TRADETRAIL_MAX_TOKENS',
+  'TRADETRAIL_STATEMENT_TIMEOUT_MS',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
 type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
@@ -69,6 +99,21 @@ function bool(env: Env, name: EnvName, fallback: boolean): boolean {
 
 /** Parses and validates a whole environment; throws one `ConfigError` naming the first bad variable. */
 export function parseConfig(env: Env, cwd = process.cwd()): Config {
+  if (env.TRADETRAIL_AUTH === 'disabled' && env.NODE_ENV === 'production') {
+    throw new ConfigError(
+      'TRADETRAIL_AUTH=disabled is refused with NODE_ENV=production: a production server always checks tokens.',
+    );
+  }
+  if (env.TRADETRAIL_JWT_SECRET && env.TRADETRAIL_JWT_SECRET.length < 32) {
+    throw new ConfigError('TRADETRAIL_JWT_SECRET must be at least 32 characters (HS256 needs 256 bits of key).');
+  }
+  if (
+    [env.TRADETRAIL_JWT_SECRET, env.TRADETRAIL_JWT_PUBLIC_KEY, env.TRADETRAIL_JWT_JWKS_FILE].filter(Boolean).length > 1
+  ) {
+    throw new ConfigError(
+      'Set only one of TRADETRAIL_JWT_SECRET, TRADETRAIL_JWT_PUBLIC_KEY and TRADETRAIL_JWT_JWKS_FILE.',
+    );
+  }
   // A misspelt setting would otherwise be ignored without a word.
   const known: readonly string[] = ENV_NAMES;
   const unknown = Object.keys(env).filter(
@@ -109,6 +154,18 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
       nodeEnv === 'test' ? 'warn' : 'info',
     ),
+    auth: oneOf(env, 'TRADETRAIL_AUTH', ['required', 'disabled'], 'required'),
+    jwtSecret: env.TRADETRAIL_JWT_SECRET || undefined,
+    jwtPublicKey: env.TRADETRAIL_JWT_PUBLIC_KEY || undefined,
+    jwtJwksFile: env.TRADETRAIL_JWT_JWKS_FILE || undefined,
+    jwtIssuer: env.TRADETRAIL_JWT_ISSUER || undefined,
+    jwtAudience: env.TRADETRAIL_JWT_AUDIENCE || undefined,
+    introspection: bool(env, 'TRADETRAIL_INTROSPECTION', nodeEnv !== 'production'),
+    maxDepth: intIn(env, 'TRADETRAIL_MAX_DEPTH', 12, 2, 100),
+    maxCost: intIn(env, 'TRADETRAIL_MAX_COST', 200_000, 10, 100_000_000),
+    maxAliases: intIn(env, 'TRADETRAIL_MAX_ALIASES', 15, 1, 1000),
+    maxTokens: intIn(env, 'TRADETRAIL_MAX_TOKENS', 5000, 100, 1_000_000),
+    statementTimeoutMs: intIn(env, 'TRADETRAIL_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { Principal } from './auth';
 import type { Actor } from './execution-log/execution-log.service';
 import { createExecutionLogLoaders, type ExecutionLogLoaders } from './execution-log/execution-log.loaders';
 import { createFillLoaders, type FillLoaders } from './fill/fill.loaders';
@@ -13,16 +14,18 @@ export type Loaders = TraderLoaders & PositionLoaders & OrderLoaders & FillLoade
 export interface Context {
   db: RequestDb;
   loaders: Loaders;
-  /** Written into every log entry the request makes. Until authentication exists, every caller is "anonymous". */
+  principal: Principal;
+  /** Written into every log entry the request makes: the token's subject. */
   who: Actor;
 }
 
 /** A fresh context per request: loaders are never shared between requests. */
-export function createContext(dataSource: DataSource): Context {
-  const db = new RequestDb(dataSource);
+export function createContext(dataSource: DataSource, principal: Principal, statementTimeoutMs: number): Context {
+  const db = new RequestDb(dataSource, principal, statementTimeoutMs);
   return {
     db,
-    who: { actor: 'anonymous', source: 'API' },
+    principal,
+    who: { actor: principal.sub, source: 'API' },
     loaders: {
       ...createTraderLoaders(db),
       ...createPositionLoaders(db),

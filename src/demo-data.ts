@@ -611,6 +611,8 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
   }
 
   return dataSource.transaction(async (m) => {
+    // Row-level security is forced on every table: load as an admin (a superuser bypasses it anyway).
+    await m.query(`SET LOCAL tradetrail.role = 'admin'`);
     const [{ exists }] = (await m.query('SELECT EXISTS (SELECT 1 FROM "traders" WHERE "id" = $1) AS "exists"', [
       traders[0].id,
     ])) as { exists: boolean }[];

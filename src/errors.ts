@@ -116,6 +116,7 @@ const PASSED_THROUGH = new Set([
   'OPERATION_RESOLUTION_FAILURE',
   'PERSISTED_QUERY_NOT_FOUND',
   'PERSISTED_QUERY_NOT_SUPPORTED',
+  'QUERY_TOO_COSTLY',
 ]);
 
 /**
@@ -136,6 +137,15 @@ export function makeFormatError(options: { logInternal: (error: unknown) => void
         locations: formatted.locations,
         path: formatted.path,
         extensions: { code: 'BAD_USER_INPUT', field: failures[0]?.field, fields: failures },
+      };
+    }
+    if ((original as { code?: unknown } | null)?.code === '57014') {
+      return {
+        message:
+          'The request ran longer than the statement timeout and was stopped; ask for less (smaller first, narrower filters).',
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'STATEMENT_TIMEOUT' },
       };
     }
     if (isConnectionError(original)) {

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import type { Server } from 'node:http';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
+import { createVerifier, DEVELOPMENT_ADMIN, localSecret, type TokenVerifier } from './auth';
 import { config } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
@@ -28,7 +29,23 @@ async function main(): Promise<void> {
     logger.info(summary, 'demo data loaded (TRADETRAIL_DEMO_DATA=off to skip)');
   }
 
-  const { app, apollo } = await createApp(AppDataSource, cfg);
+  // Tokens: a configured key, or on the embedded default a secret kept in the data directory.
+  let verify: TokenVerifier = async () => DEVELOPMENT_ADMIN;
+  if (cfg.auth === 'disabled') {
+    logger.warn(
+      'AUTHENTICATION IS DISABLED (TRADETRAIL_AUTH=disabled): every request acts as an admin. Development only.',
+    );
+    console.warn(
+      '\n  !!! Authentication is disabled: every request acts as an admin. Never do this outside development. !!!\n',
+    );
+  } else {
+    const secret =
+      cfg.jwtSecret ??
+      (cfg.databaseUrl || cfg.jwtPublicKey || cfg.jwtJwksFile ? undefined : localSecret(cfg.dataDir, true));
+    verify = createVerifier(cfg, secret);
+  }
+
+  const { app, apollo } = await createApp(AppDataSource, cfg, verify);
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.port, cfg.host, () => resolve(s));
     s.on('error', reject);
@@ -41,8 +58,8 @@ async function main(): Promise<void> {
   console.log(`
   Tradetrail GraphQL: ${url}   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
 ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}
-  Try:
-    curl -s ${url} -H 'content-type: application/json' \\
+  Try (tokens: npm run token -- --role compliance, or --trader <id>):
+    curl -s ${url} -H 'content-type: application/json' -H "authorization: Bearer $(npm run -s token -- --role compliance)" \\
       -d '{"query":"{ positions(first: 3) { edges { node { symbol quantity status trader { name } orders(first: 5) { edges { node { side quantity status fills { quantity price } } } } } } } }"}'
 `);
 

@@ -1,5 +1,7 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner } from 'typeorm';
+import { type Principal, ROLES } from './auth';
 import { DatabaseUnavailableError, isConnectionError } from './errors';
+import { isUuid } from './ids';
 
 export type TransactionMode = 'read' | 'write';
 
@@ -21,6 +23,8 @@ export class RequestDb {
 
   constructor(
     private readonly dataSource: DataSource,
+    private readonly identity: Principal,
+    private readonly statementTimeoutMs: number,
     private mode: TransactionMode = 'read',
   ) {}
 
@@ -73,11 +77,31 @@ export class RequestDb {
    * one snapshot (REPEATABLE READ), so a page, its totalCount and its nested fields agree.
    */
   private async begin(runner: QueryRunner): Promise<void> {
-    const mode = this.mode === 'read' ? ' ISOLATION LEVEL REPEATABLE READ, READ ONLY' : '';
-    await runner.query(`START TRANSACTION${mode}; SET LOCAL ROLE ${APPLICATION_ROLE}`);
+    await runner.query(this.beginSql());
     // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
     // that its commit/rollback (and anything using the manager) treat it as the transaction.
     Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
+  }
+
+  /**
+   * The transaction, the role, the identity the row-level security policies read, and the
+   * statement timeout: all transaction-local (a pooled connection never carries them into the next
+   * request). The values are inlined, so they are checked first: a role from the fixed list, a UUID
+   * or nothing, a whole number.
+   */
+  private beginSql(): string {
+    const { role, traderId } = this.identity;
+    if (!(ROLES as readonly string[]).includes(role) || (traderId !== null && !isUuid(traderId))) {
+      throw new Error('refusing to open a transaction for an invalid identity');
+    }
+    const mode = this.mode === 'read' ? ' ISOLATION LEVEL REPEATABLE READ, READ ONLY' : '';
+    return [
+      `START TRANSACTION${mode}`,
+      `SET LOCAL ROLE ${APPLICATION_ROLE}`,
+      `SET LOCAL tradetrail.role = '${role}'`,
+      `SET LOCAL tradetrail.trader_id = '${traderId ?? ''}'`,
+      `SET LOCAL statement_timeout = ${Math.trunc(this.statementTimeoutMs)}`,
+    ].join('; ');
   }
 
   /**

@@ -8,7 +8,9 @@ import type { GraphQLSchema } from 'graphql';
 import type { DataSource } from 'typeorm';
 import type { Config } from './config';
 import { type Context, createContext } from './context';
+import { DEVELOPMENT_ADMIN, type TokenVerifier } from './auth';
 import { makeFormatError } from './errors';
+import { armor, costLimitPlugin } from './limits';
 import { logger } from './logger';
 import { queryPage } from './query-page';
 import { buildTradetrailSchema } from './schema';
@@ -31,10 +33,19 @@ export const requestDbPlugin: ApolloServerPlugin<Context> = {
 };
 
 export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<Context> {
+  const protection = armor(cfg);
   return new ApolloServer<Context>({
     schema,
-    plugins: [requestDbPlugin, ApolloServerPluginLandingPageDisabled()],
-    introspection: cfg.nodeEnv !== 'production',
+    ...protection,
+    plugins: [
+      ...protection.plugins,
+      costLimitPlugin(schema, cfg.maxCost),
+      requestDbPlugin,
+      ApolloServerPluginLandingPageDisabled(),
+    ],
+    introspection: cfg.introspection,
+    // More tokens than this is a parse error (HTTP 400) before any validation or SQL.
+    parseOptions: { maxTokens: cfg.maxTokens },
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     formatError: makeFormatError({
@@ -61,7 +72,7 @@ export interface App {
 }
 
 /** The HTTP application: `/graphql`, the offline query page at `/`, and `/healthz`. */
-export async function createApp(dataSource: DataSource, cfg: Config): Promise<App> {
+export async function createApp(dataSource: DataSource, cfg: Config, verify: TokenVerifier): Promise<App> {
   const apollo = createApollo(await buildTradetrailSchema(), cfg);
   await apollo.start();
   const app = express();
@@ -93,7 +104,14 @@ export async function createApp(dataSource: DataSource, cfg: Config): Promise<Ap
   app.use(
     '/graphql',
     express.json({ limit: '1mb' }),
-    expressMiddleware(apollo, { context: async () => createContext(dataSource) }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) =>
+        createContext(
+          dataSource,
+          cfg.auth === 'disabled' ? DEVELOPMENT_ADMIN : await verify(req.headers.authorization),
+          cfg.statementTimeoutMs,
+        ),
+    }),
   );
   // Body-parser and other HTTP-level failures: a GraphQL-shaped JSON error, never a stack trace.
   app.use(

@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { parseConfig } from '../src/config';
+import type { Principal } from '../src/auth';
 import { type Context, createContext } from '../src/context';
 import { buildTradetrailSchema } from '../src/schema';
 import { createApollo } from '../src/server';
@@ -74,9 +75,11 @@ export interface TestApp {
   apollo: ApolloServer<Context>;
   statements: StatementCounter;
   /** Runs an operation through Apollo with a fresh request context; returns `data` and `errors`. */
+  /** As `principal` (default: the app's principal, an admin unless given). */
   run<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
+    principal?: Principal,
   ): Promise<{
     data?: T | null;
     errors?: readonly { message: string; extensions?: Record<string, unknown>; path?: unknown }[];
@@ -87,7 +90,15 @@ export interface TestApp {
 export const testConfig = parseConfig({ NODE_ENV: 'test' });
 
 /** Apollo over a DataSource pointed at `url`, as the server builds it. */
-export async function startTestApp(url: string, options: { poolMax?: number } = {}): Promise<TestApp> {
+export const ADMIN: Principal = { sub: 'test-admin', role: 'admin', traderId: null };
+export const SERVICE: Principal = { sub: 'test-gateway', role: 'service', traderId: null };
+export const COMPLIANCE: Principal = { sub: 'test-compliance', role: 'compliance', traderId: null };
+export const traderPrincipal = (traderId: string): Principal => ({ sub: traderId, role: 'trader', traderId });
+
+export async function startTestApp(
+  url: string,
+  options: { poolMax?: number; principal?: Principal } = {},
+): Promise<TestApp> {
   const dataSource = new DataSource(dataSourceOptions(url, options.poolMax ?? 4, false));
   await dataSource.initialize();
   const statements = new StatementCounter();
@@ -98,8 +109,17 @@ export async function startTestApp(url: string, options: { poolMax?: number } = 
     dataSource,
     apollo,
     statements,
-    async run(query, variables) {
-      const response = await apollo.executeOperation({ query, variables }, { contextValue: createContext(dataSource) });
+    async run(query, variables, principal) {
+      const response = await apollo.executeOperation(
+        { query, variables },
+        {
+          contextValue: createContext(
+            dataSource,
+            principal ?? options.principal ?? ADMIN,
+            testConfig.statementTimeoutMs,
+          ),
+        },
+      );
       if (response.body.kind !== 'single') throw new Error('incremental delivery is not used');
       return response.body.singleResult as never;
     },

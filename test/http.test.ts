@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { parseConfig } from '../src/config';
 import { createApp, type App } from '../src/server';
+import { createVerifier, mintToken } from '../src/auth';
 import { createTestDatabase } from './harness';
 
 let server: Server;
@@ -10,13 +11,17 @@ let base: string;
 let app: App;
 let ds: DataSource;
 let drop: () => Promise<void>;
+let adminToken: string;
+const SECRET = 'an-http-test-secret-of-at-least-32-characters';
 
 beforeAll(async () => {
   const db = await createTestDatabase();
   drop = db.drop;
   ds = new DataSource(dataSourceOptions(db.url, 2, false));
   await ds.initialize();
-  app = await createApp(ds, parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' }));
+  const cfg = parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' });
+  app = await createApp(ds, cfg, createVerifier(cfg, SECRET));
+  adminToken = await mintToken(SECRET, { sub: 'http-test', role: 'admin' });
   server = await new Promise((resolve) => {
     const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -30,7 +35,11 @@ afterAll(async () => {
 });
 
 const post = (body: string, headers: Record<string, string> = {}) =>
-  fetch(`${base}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}`, ...headers },
+    body,
+  });
 
 describe('HTTP', () => {
   it('serves GraphQL over POST', async () => {
@@ -60,7 +69,9 @@ describe('HTTP', () => {
     const blocked = await fetch(`${base}/graphql?query=${q}`);
     expect(blocked.status).toBe(400);
     expect(await blocked.text()).toMatch(/CSRF/);
-    const allowed = await fetch(`${base}/graphql?query=${q}`, { headers: { 'apollo-require-preflight': 'true' } });
+    const allowed = await fetch(`${base}/graphql?query=${q}`, {
+      headers: { 'apollo-require-preflight': 'true', authorization: `Bearer ${adminToken}` },
+    });
     expect(allowed.status).toBe(200);
   });
 

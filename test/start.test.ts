@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { localSecret, mintToken } from '../src/auth';
 import { freePort } from '../src/db';
 
 /**
@@ -51,10 +52,14 @@ async function stop(r: Running): Promise<void> {
   await exited;
 }
 
-async function gql(url: string, query: string): Promise<any> {
+/** A compliance token signed with the secret `npm start` created in the data directory. */
+async function gql(url: string, query: string, dataDir: string): Promise<any> {
+  const secret = localSecret(dataDir, false);
+  if (!secret) throw new Error('npm start did not create a token secret in its data directory');
+  const token = await mintToken(secret, { sub: 'start-test', role: 'compliance' });
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query }),
   });
   return res.json();
@@ -79,10 +84,18 @@ describe('npm start', () => {
       const res = await gql(
         first.url,
         '{ traders { totalCount } positions(filter: { status: CLOSED }) { totalCount } orders(filter: { status: [FILLED], linked: false }) { totalCount } }',
+        env.TRADETRAIL_DATA_DIR,
       );
       expect(res).toEqual({
         data: { traders: { totalCount: 3 }, positions: { totalCount: 1 }, orders: { totalCount: 1 } },
       });
+      // Without a token: 401.
+      const anonymous = await fetch(first.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"query":"{ traders { totalCount } }"}',
+      });
+      expect(anonymous.status).toBe(401);
     } finally {
       await stop(first);
     }
@@ -91,7 +104,9 @@ describe('npm start', () => {
     try {
       expect(second.output()).toMatch(/0 pending migration\(s\) applied/);
       expect(second.output()).not.toMatch(/demo data loaded/);
-      expect(await gql(second.url, '{ traders { totalCount } }')).toEqual({ data: { traders: { totalCount: 3 } } });
+      expect(await gql(second.url, '{ traders { totalCount } }', env.TRADETRAIL_DATA_DIR)).toEqual({
+        data: { traders: { totalCount: 3 } },
+      });
     } finally {
       await stop(second);
     }
@@ -113,7 +128,9 @@ describe('npm start', () => {
     };
     const r = await start(env);
     try {
-      expect(await gql(r.url, '{ traders { totalCount } }')).toEqual({ data: { traders: { totalCount: 0 } } });
+      expect(await gql(r.url, '{ traders { totalCount } }', env.TRADETRAIL_DATA_DIR)).toEqual({
+        data: { traders: { totalCount: 0 } },
+      });
     } finally {
       await stop(r);
     }

@@ -98,7 +98,7 @@ describe('statements per request', () => {
     // All of them on one connection, in one read-only transaction.
     expect(large.statements.clients.size).toBe(1);
     expect(large.statements.log[0]).toBe(
-      'START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL ROLE tradetrail_app',
+      "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL ROLE tradetrail_app; SET LOCAL tradetrail.role = 'admin'; SET LOCAL tradetrail.trader_id = ''; SET LOCAL statement_timeout = 10000",
     );
     expect(large.statements.log.at(-1)).toBe('COMMIT');
   });

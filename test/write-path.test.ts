@@ -101,7 +101,7 @@ describe('submitOrder', () => {
         action: 'SUBMITTED',
         fromStatus: null,
         toStatus: 'PENDING',
-        actor: 'anonymous',
+        actor: 'test-admin',
       }),
     ]);
     const before = await snapshot();
@@ -588,6 +588,7 @@ describe('the application role', () => {
     try {
       await c.query('BEGIN');
       await c.query('SET LOCAL ROLE tradetrail_app');
+      await c.query(`SET LOCAL tradetrail.role = 'service'`);
       expect(
         (await c.query('SELECT count(*)::int AS n FROM execution_logs WHERE order_id = $1', [o.id])).rows[0].n,
       ).toBe(1);

@@ -1,4 +1,5 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
 import { appendLogs } from '../execution-log/execution-log.service';
@@ -56,6 +57,7 @@ export class FillResolver {
     @Arg('input', () => RecordExecutionInput) input: RecordExecutionInput,
     @Ctx() ctx: Context,
   ): Promise<ExecutionResult> {
+    requireRole(ctx.principal, ['service', 'admin'], 'record executions');
     const [outcome] = await ctx.db.run((m) => applyExecutions(m, ctx.who, [input]));
     if (outcome.status === 'REFUSED') {
       keepAudit(ctx, outcome);
@@ -71,6 +73,7 @@ export class FillResolver {
     @Arg('inputs', () => [RecordExecutionInput], { validate: false }) inputs: RecordExecutionInput[],
     @Ctx() ctx: Context,
   ): Promise<RecordExecutionsPayload> {
+    requireRole(ctx.principal, ['service', 'admin'], 'record executions');
     if (inputs.length > MAX_BATCH) {
       throw new BadUserInputError(
         `recordExecutions takes at most ${MAX_BATCH} executions; got ${inputs.length}. Split the batch.`,

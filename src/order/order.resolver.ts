@@ -1,4 +1,5 @@
 import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { requireRole, requireSelf } from '../auth';
 import type { Context } from '../context';
 import { ExecutionLog } from '../execution-log/execution-log.entity';
 import { Fill } from '../fill/fill.entity';
@@ -36,11 +37,14 @@ export class OrderResolver {
     description: 'A new PENDING order. Idempotent on (traderId, clientOrderId): a retry returns the same order.',
   })
   submitOrder(@Arg('input', () => SubmitOrderInput) input: SubmitOrderInput, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['trader', 'service', 'admin'], 'submit orders');
+    requireSelf(ctx.principal, input.traderId, 'submit orders');
     return ctx.db.run((m) => submitOrder(m, ctx.who, input));
   }
 
   @Mutation(() => Order, { description: 'The venue acknowledged the order: PENDING -> ACCEPTED.' })
   acceptOrder(@Args(() => AcceptOrderArgs) a: AcceptOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'accept orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
         to: OrderStatus.ACCEPTED,
@@ -52,6 +56,7 @@ export class OrderResolver {
 
   @Mutation(() => Order, { description: 'Cancels a working order (PENDING, ACCEPTED or PARTIAL).' })
   cancelOrder(@Args(() => CancelOrderArgs) a: CancelOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['trader', 'service', 'admin'], 'cancel orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
         to: OrderStatus.CANCELLED,
@@ -63,6 +68,7 @@ export class OrderResolver {
 
   @Mutation(() => Order, { description: 'The venue rejected the order (from PENDING or ACCEPTED).' })
   rejectOrder(@Args(() => RejectOrderArgs) a: RejectOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'reject orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
         to: OrderStatus.REJECTED,
@@ -75,6 +81,7 @@ export class OrderResolver {
 
   @Mutation(() => Order, { description: 'The order expired (e.g. a DAY order at the close).' })
   expireOrder(@Args(() => OrderEventArgs) a: OrderEventArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'expire orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, { to: OrderStatus.EXPIRED, occurredAt: a.occurredAt }),
     );
@@ -84,6 +91,7 @@ export class OrderResolver {
     description: 'Cancel/replace: the order becomes REPLACED and the returned new order references it (replacesOrder).',
   })
   replaceOrder(@Args(() => ReplaceOrderArgs) a: ReplaceOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'replace orders');
     return ctx.db.run((m) => replaceOrder(m, ctx.who, a.orderId, a.input, a.occurredAt));
   }
 

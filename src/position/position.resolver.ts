@@ -1,4 +1,5 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { Fill } from '../fill/fill.entity';
 import { assertId } from '../ids';
@@ -39,6 +40,7 @@ export class PositionResolver {
       'Links an order to a position of the same trader and symbol by hand; its fills move with it and both positions are recomputed.',
   })
   linkOrderToPosition(@Args(() => LinkOrderArgs) a: LinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'link orders to positions');
     return ctx.db.run((m) => linkOrderToPosition(m, ctx.who, a.orderId, a.positionId, a.reason ?? null));
   }
 
@@ -46,6 +48,7 @@ export class PositionResolver {
     description: 'Unlinks an order from its position; its fills leave it and the position is recomputed.',
   })
   unlinkOrder(@Args(() => UnlinkOrderArgs) a: UnlinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+    requireRole(ctx.principal, ['service', 'admin'], 'unlink orders');
     return ctx.db.run((m) => unlinkOrder(m, ctx.who, a.orderId, a.reason ?? null));
   }
 
@@ -56,6 +59,7 @@ export class PositionResolver {
     @Arg('positionId', () => ID) positionId: string,
     @Ctx() ctx: Context,
   ): Promise<RecalculationResult> {
+    requireRole(ctx.principal, ['admin'], 'recalculate positions');
     const r = await ctx.db.run((m) => recalculatePosition(m, ctx.who, assertId(positionId, 'positionId')));
     return { position: r.after, changed: r.changed };
   }

@@ -1,0 +1,68 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { getNullableType, GraphQLError, type GraphQLSchema, isListType } from 'graphql';
+import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
+import type { Config } from './config';
+
+/** A list without `first` (an order's fills, its log) is counted as this many items. */
+export const UNBOUNDED_LIST_WEIGHT = 10;
+
+/**
+ * The cost of a field: 1, plus its children's cost times the number of items it can return —
+ * `first` for connections (default 50), UNBOUNDED_LIST_WEIGHT for plain lists. So
+ * `positions(first: 100) { edges { node { orders(first: 50) { … } } } }` costs about 100 × 50 × (…).
+ */
+export const costEstimator: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
+  if (typeof args.first === 'number') return 1 + Math.max(args.first, 1) * childComplexity;
+  const listOfItems =
+    isListType(getNullableType(field.type)) && !(type.name.endsWith('Connection') && field.name === 'edges');
+  return 1 + (listOfItems ? UNBOUNDED_LIST_WEIGHT : 1) * childComplexity;
+};
+
+/** Refuses an operation costing more than `maxCost`, before any SQL runs (HTTP 400). */
+export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ request, document }) {
+          let cost: number;
+          try {
+            cost = getComplexity({
+              schema,
+              query: document,
+              variables: request.variables ?? {},
+              operationName: request.operationName ?? undefined,
+              estimators: [costEstimator],
+            });
+          } catch (error) {
+            // Variables that do not fit the operation: execution refuses them with BAD_USER_INPUT.
+            if (error instanceof GraphQLError) return;
+            throw error;
+          }
+          if (cost > maxCost) {
+            throw new GraphQLError(
+              `The query costs ${cost}, more than the limit of ${maxCost}: ask for fewer items (first) or fewer nested lists.`,
+              { extensions: { code: 'QUERY_TOO_COSTLY', cost, maxCost, http: { status: 400 } } },
+            );
+          }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * graphql-armor's depth, alias and directive limits, and no "Did you mean …?" hints in
+ * production; batched HTTP operations are refused. Violations are validation errors (HTTP 400).
+ */
+export function armor(cfg: Config): ReturnType<ApolloArmor['protect']> {
+  return new ApolloArmor({
+    maxDepth: { n: cfg.maxDepth, flattenFragments: true, exposeLimits: true },
+    maxAliases: { n: cfg.maxAliases, exposeLimits: true },
+    // Token limit: graphql-js's own parser option (see createApollo); armor's plugin answers 500.
+    maxTokens: { enabled: false },
+    maxDirectives: { n: 20, exposeLimits: true },
+    costLimit: { enabled: false },
+    blockFieldSuggestion: { enabled: cfg.nodeEnv === 'production' },
+  }).protect();
+}
