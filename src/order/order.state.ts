@@ -15,8 +15,6 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
   [REPLACED]: [],
 };
 
-export const TERMINAL: readonly OrderStatus[] = [FILLED, CANCELLED, REJECTED, EXPIRED, REPLACED];
-
 export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
