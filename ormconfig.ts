@@ -5,12 +5,13 @@ import type { LoggerOptions } from 'typeorm/logger/LoggerOptions';
 import { config } from './src/config';
 import { ExecutionLog } from './src/execution-log/execution-log.entity';
 import { Fill } from './src/fill/fill.entity';
+import { FillCorrection } from './src/fill/fill-correction.entity';
 import { TypeOrmPinoLogger } from './src/logger';
 import { Order } from './src/order/order.entity';
 import { Position } from './src/position/position.entity';
 import { Trader } from './src/trader/trader.entity';
 
-export const ENTITIES = [Trader, Position, Order, Fill, ExecutionLog];
+export const ENTITIES = [Trader, Position, Order, Fill, FillCorrection, ExecutionLog];
 
 /** Options shared by the server, the tests and the TypeORM CLI. Never `synchronize`: migrations only. */
 export function dataSourceOptions(

@@ -3,7 +3,8 @@
  * and latency — single `recordExecution` calls at concurrency 10, and `recordExecutions` batches of
  * 500. Prints numbers, asserts nothing. Uses DATABASE_URL when set (a scratch database is created
  * on that server and dropped afterwards), else a temporary embedded PostgreSQL.
- *   npm run bench:ingest -- --single 5000 --batches 40
+ * Then the cost of event time: one out-of-order fill into a 1,000-fill book, and a bust.
+ *   npm run bench:ingest -- --single 5000 --batches 40 --books 5
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -26,10 +27,12 @@ const arg = (name: string, fallback: number): number => {
 const SINGLE = arg('single', 5000);
 const BATCHES = arg('batches', 40);
 const BATCH_SIZE = 500;
+const BOOKS = arg('books', 5);
 const ORDERS = 200;
 
 const RECORD = `mutation($input: RecordExecutionInput!) { recordExecution(input: $input) { status } }`;
 const RECORD_MANY = `mutation($inputs: [RecordExecutionInput!]!) { recordExecutions(inputs: $inputs) { applied refused } }`;
+const BUST = `mutation($input: BustExecutionInput!) { bustExecution(input: $input) { status } }`;
 
 async function main(): Promise<void> {
   // The database: a scratch one on DATABASE_URL's server, or a temporary embedded server.
@@ -145,6 +148,56 @@ async function main(): Promise<void> {
       JSON.stringify({ query: RECORD_MANY, variables: { inputs: Array.from({ length: BATCH_SIZE }, execution) } }),
   });
 
+  // The cost of event time: one fill older than every fill of a 1,000-fill book (the replay covers
+  // all of them), and a bust of the book's first fill; a fresh book for each of BOOKS samples.
+  const post = async (query: string, variables: Record<string, unknown>): Promise<number> => {
+    const t0 = process.hrtime.bigint();
+    const res = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const body = (await res.json()) as { errors?: unknown };
+    if (body.errors) throw new Error(JSON.stringify(body.errors));
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  const lateMs: number[] = [];
+  const bustMs: number[] = [];
+  const base = Date.parse('2026-01-05T14:00:00Z');
+  for (let b = 0; b < BOOKS; b++) {
+    const [{ id: bookOrder }] = await ds.query(
+      `INSERT INTO orders (trader_id, client_order_id, symbol, side, order_type, quantity, status)
+       VALUES ($1, $2, $3, 'BUY', 'MARKET', 1000000000, 'ACCEPTED') RETURNING id`,
+      [traderId, `book-${b}`, `BOOK${b}`],
+    );
+    for (let part = 0; part < 2; part++) {
+      await post(RECORD_MANY, {
+        inputs: Array.from({ length: 500 }, (_, i) => ({
+          orderId: bookOrder,
+          execId: `B${b}-${part * 500 + i}`,
+          quantity: '1',
+          price: (100 + ((part * 500 + i) % 97) / 100).toFixed(2),
+          executedAt: new Date(base + (part * 500 + i + 1) * 1000).toISOString(),
+        })),
+      });
+    }
+    lateMs.push(
+      await post(RECORD, {
+        input: {
+          orderId: bookOrder,
+          execId: `B${b}-late`,
+          quantity: '1',
+          price: '99',
+          executedAt: new Date(base).toISOString(),
+        },
+      }),
+    );
+    bustMs.push(
+      await post(BUST, { input: { correctionId: `bust-${b}`, execId: `B${b}-0`, reason: 'benchmark bust' } }),
+    );
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
   const [{ fills }] = await ds.query(`SELECT count(*)::int AS fills FROM fills`);
   const failures = (r: autocannon.Result) => r.non2xx + r.errors + r.timeouts;
   const rate = (fills: number, seconds: number) =>
@@ -160,7 +213,15 @@ async function main(): Promise<void> {
     `  recordExecutions, batches of ${BATCH_SIZE}, concurrency 2: ${rate(BATCHES * BATCH_SIZE, batched.seconds)}; ` +
       `batch latency p50 ${batched.latency.p50} ms, p99 ${batched.latency.p99} ms; failed requests ${failures(batched)}`,
   );
-  console.log(`  fills in the database: ${fills} (expected ${200 + SINGLE + BATCHES * BATCH_SIZE})\n`);
+  console.log(
+    `  one out-of-order fill before all 1,000 fills of a book (replays them all): median ${median(lateMs).toFixed(1)} ms ` +
+      `(${lateMs.map((x) => x.toFixed(0)).join(', ')} ms over ${BOOKS} books)`,
+  );
+  console.log(
+    `  bustExecution of that book's first fill (replays the book): median ${median(bustMs).toFixed(1)} ms ` +
+      `(${bustMs.map((x) => x.toFixed(0)).join(', ')} ms)`,
+  );
+  console.log(`  fills in the database: ${fills} (expected ${200 + SINGLE + BATCHES * BATCH_SIZE + BOOKS * 1001})\n`);
 
   const exited = new Promise((resolve) => server.on('exit', resolve));
   server.kill('SIGTERM');

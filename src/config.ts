@@ -41,6 +41,11 @@ export interface Config {
   maxTokens: number;
   /** statement_timeout of every request's transaction, in milliseconds. */
   statementTimeoutMs: number;
+  /**
+   * Contract multipliers by symbol (cost and PnL are multiplied by them). Symbols not listed: 100 for
+   * a US equity option named by its OCC symbol, else 1.
+   */
+  contractMultipliers: Readonly<Record<string, string>>;
 }
 
 const ENV_NAMES = [
@@ -67,6 +72,7 @@ const ENV_NAMES = [
   'TRADETRAIL_MAX_ALIASES',
   'TRADETRAIL_MAX_TOKENS',
   'TRADETRAIL_STATEMENT_TIMEOUT_MS',
+  'TRADETRAIL_CONTRACT_MULTIPLIERS',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
 type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
@@ -166,7 +172,26 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxAliases: intIn(env, 'TRADETRAIL_MAX_ALIASES', 15, 1, 1000),
     maxTokens: intIn(env, 'TRADETRAIL_MAX_TOKENS', 5000, 100, 1_000_000),
     statementTimeoutMs: intIn(env, 'TRADETRAIL_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
+    contractMultipliers: multipliers(env.TRADETRAIL_CONTRACT_MULTIPLIERS),
   };
+}
+
+/** `ES=50,NQ=20,SPY240426C00555000=100`: symbol=multiplier pairs, each multiplier a positive number. */
+function multipliers(value: string | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const match = /^([^=\s]{1,64})=(\d{1,12}(?:\.\d{1,9})?)$/.exec(pair);
+    if (!match || !/[1-9]/.test(match[2])) {
+      throw new ConfigError(
+        `TRADETRAIL_CONTRACT_MULTIPLIERS must be SYMBOL=MULTIPLIER pairs separated by commas (e.g. "ES=50,NQ=20"), each multiplier positive; "${pair}" is not.`,
+      );
+    }
+    result[match[1]] = match[2];
+  }
+  return result;
 }
 
 let cached: Config | undefined;

@@ -6,7 +6,8 @@ import { ExecutionLog, ExecutionLogAction } from './execution-log/execution-log.
 import { Fill, Liquidity } from './fill/fill.entity';
 import { Order, OrderSide, OrderSource, OrderStatus, OrderType, TimeInForce } from './order/order.entity';
 import { Position, PositionStatus } from './position/position.entity';
-import { applyFill, averageFillPrice, FLAT, type PositionState } from './position/position.math';
+import { contractMultiplier } from './position/instrument';
+import { applyFill, averageEntryPrice, averageFillPrice, FLAT, type PositionState } from './position/position.math';
 import type { JsonObject } from './scalars';
 import { Trader } from './trader/trader.entity';
 
@@ -434,7 +435,8 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
   >();
   const logs: LogDraft[] = [];
   const fills: Partial<Fill>[] = [];
-  const positions: (Partial<Position> & { id: string; state: PositionState })[] = [];
+  type DemoPosition = Partial<Position> & { id: string; state: PositionState; averageEntryPrice: Dec };
+  const positions: DemoPosition[] = [];
   const openPositions = new Map<string, (typeof positions)[number]>();
 
   // Orders and their submission / acceptance entries.
@@ -452,6 +454,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
       quantity: new Dec(o.qty),
       price: o.price ? new Dec(o.price) : null,
       status: OrderStatus.PENDING,
+      baseStatus: OrderStatus.PENDING,
       filledQuantity: new Dec(0),
       averageFillPrice: null,
       source: OrderSource.API,
@@ -478,6 +481,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
         occurredAt: new Date(o.acceptedAt),
       });
       orders.get(o.key)!.status = OrderStatus.ACCEPTED;
+      orders.get(o.key)!.baseStatus = OrderStatus.ACCEPTED;
       orders.get(o.key)!.updatedAt = new Date(o.acceptedAt);
     }
   }
@@ -491,45 +495,63 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
     const at = new Date(f.at);
     const qty = new Dec(f.qty);
     const fillId = demoId(`fill:${f.exec}`);
-    let positionId: string | null = null;
-    if (!o.unlinked) {
-      const posKey = `${o.trader}|${o.symbol}`;
-      let position = openPositions.get(posKey);
-      if (!position) {
-        position = {
-          id: demoId(
-            `position:${o.trader}:${o.symbol}:${positions.filter((x) => x.traderId === traderId(o.trader) && x.symbol === o.symbol).length + 1}`,
-          ),
-          traderId: traderId(o.trader),
-          symbol: o.symbol,
-          state: FLAT,
-          status: PositionStatus.OPEN,
-          openedAt: at,
-          closedAt: null,
-          createdAt: at,
-          updatedAt: at,
-          version: 1,
-        };
-        positions.push(position);
-        openPositions.set(posKey, position);
-      }
-      position.state = applyFill(position.state, {
+    // Every fill is netted into its book (event time); an `unlinked` order just lacks its link.
+    const posKey = `${o.trader}|${o.symbol}`;
+    const m = contractMultiplier(o.symbol, {});
+    const newPosition = (flippedFromId: string | null): DemoPosition => {
+      const position: DemoPosition = {
+        id: demoId(
+          `position:${o.trader}:${o.symbol}:${positions.filter((x) => x.traderId === traderId(o.trader) && x.symbol === o.symbol).length + 1}`,
+        ),
+        traderId: traderId(o.trader),
+        symbol: o.symbol,
+        state: FLAT,
+        averageEntryPrice: new Dec(0),
+        contractMultiplier: m,
+        flippedFromId,
+        rulesVersion: 2,
+        status: PositionStatus.OPEN,
+        openedAt: at,
+        closedAt: null,
+        createdAt: at,
+        updatedAt: at,
+        version: 1,
+      };
+      positions.push(position);
+      openPositions.set(posKey, position);
+      return position;
+    };
+    let position = openPositions.get(posKey) ?? newPosition(null);
+    const step = applyFill(
+      position.state,
+      {
         signedQuantity: o.side === BUY ? qty : qty.negated(),
         price: new Dec(f.price),
         commission: new Dec(f.commission),
-      }).state;
-      position.updatedAt = at;
-      position.version = (position.version ?? 1) + 1;
-      if (position.state.quantity.isZero()) {
-        position.status = PositionStatus.CLOSED;
-        position.closedAt = at;
-        openPositions.delete(posKey);
-      }
-      positionId = position.id;
+      },
+      m,
+    );
+    position.state = step.state;
+    position.updatedAt = at;
+    position.version = (position.version ?? 1) + 1;
+    if (step.change === 'CLOSE' || step.change === 'FLIP') {
+      position.status = PositionStatus.CLOSED;
+      position.closedAt = at;
+      openPositions.delete(posKey);
+    } else {
+      position.averageEntryPrice = averageEntryPrice(step.state, m) ?? position.averageEntryPrice;
     }
+    if (step.change === 'FLIP') {
+      position = newPosition(position.id);
+      position.state = step.opened;
+      position.averageEntryPrice = averageEntryPrice(step.opened, m)!;
+    }
+    const positionId = position.id;
     fills.push({
       id: fillId,
       orderId: order.id,
+      traderId: order.traderId,
+      symbol: order.symbol,
       positionId,
       execId: f.exec,
       quantity: qty,
@@ -547,6 +569,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
     );
     const complete = order.filledQuantity.eq(order.quantity);
     order.status = complete ? OrderStatus.FILLED : OrderStatus.PARTIAL;
+    order.baseStatus = OrderStatus.ACCEPTED;
     order.updatedAt = at;
     if (complete) order.filledAt = at;
     logs.push({
@@ -567,7 +590,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
         positionId,
       },
     });
-    if (positionId && !order.positionId) {
+    if (!o.unlinked && !order.positionId) {
       order.positionId = positionId;
       logs.push({
         orderId: order.id,
@@ -605,6 +628,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
       occurredAt: at,
     });
     order.status = o.end.status;
+    order.baseStatus = o.end.status;
     order.updatedAt = at;
     if (o.end.status === OrderStatus.CANCELLED) order.canceledAt = at;
     if (o.end.status === OrderStatus.EXPIRED) order.expiredAt = at;

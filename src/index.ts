@@ -6,6 +6,7 @@ import { config } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
+import { upgradeLedger } from './position/ledger-upgrade';
 import { createApp } from './server';
 
 /** `npm start`: database (embedded unless DATABASE_URL), migrations, demo data, GraphQL on HTTP. */
@@ -22,6 +23,8 @@ async function main(): Promise<void> {
   await AppDataSource.initialize();
   const applied = await AppDataSource.runMigrations({ transaction: 'each' });
   logger.info({ applied: applied.map((m) => m.name) }, `${applied.length} pending migration(s) applied`);
+  const upgraded = await upgradeLedger(AppDataSource);
+  if (upgraded.books) logger.info(upgraded, 'positions of the earlier netting rules replayed in event time');
 
   const wantDemo = cfg.demoData === 'on' || (cfg.demoData === 'auto' && !cfg.databaseUrl);
   if (wantDemo && !(await hasData(AppDataSource.manager))) {

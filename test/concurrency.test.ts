@@ -68,7 +68,7 @@ it('the same execution sent 3 times at once is applied once', async () => {
     const order = await newOrder('10');
     const input = {
       orderId: order.id,
-      execId: 'SAME',
+      execId: `SAME-${order.id}`,
       quantity: '4',
       price: '99.5',
       executedAt: new Date().toISOString(),

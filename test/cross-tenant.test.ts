@@ -31,8 +31,8 @@ async function seedTrader(name: string, key: 'a' | 'b'): Promise<void> {
     })
   ).submitOrder.id;
   const r = await ok(
-    `mutation($o: ID!) { recordExecution(input: { orderId: $o, execId: "x1", quantity: "10", price: "100", executedAt: "2026-01-01T10:00:00Z" }) { fill { id } position { id } } }`,
-    { o: ids[key].order },
+    `mutation($o: ID!, $x: String!) { recordExecution(input: { orderId: $o, execId: $x, quantity: "10", price: "100", executedAt: "2026-01-01T10:00:00Z" }) { fill { id } position { id } } }`,
+    { o: ids[key].order, x: `x1-${key}` },
   );
   ids[key].fill = r.recordExecution.fill.id;
   ids[key].position = r.recordExecution.position.id;

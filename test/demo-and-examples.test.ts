@@ -2,7 +2,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Dec } from '../src/decimal';
 import { loadDemoData } from '../src/demo-data';
-import { replayFills } from '../src/position/position.math';
+import { contractMultiplier } from '../src/position/instrument';
+import { type BookFill, netBook } from '../src/position/position.math';
 import { createTestDatabase, startTestApp, type TestApp } from './harness';
 
 const EXAMPLES = path.join(__dirname, '..', 'examples');
@@ -42,32 +43,43 @@ describe('demo data', () => {
   });
 
   it('obeys the invariants of DOMAIN.md §4: positions replay from their fills, orders sum their fills', async () => {
-    const positions = await app.dataSource.query(
-      `SELECT id, quantity::text, average_entry_price::text AS avg, realized_pnl::text AS pnl, total_commission::text AS comm FROM positions`,
-    );
-    for (const p of positions) {
+    // Every book (trader, symbol) is the replay of its fills in (executed_at, arrival) order.
+    const books = await app.dataSource.query(`SELECT DISTINCT trader_id, symbol FROM fills ORDER BY 1, 2`);
+    expect(books.length).toBeGreaterThan(3);
+    for (const b of books) {
       const fills = await app.dataSource.query(
-        `SELECT f.quantity::text AS q, f.price::text AS p, f.commission::text AS c, o.side FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.position_id = $1 ORDER BY f.executed_at, f.id`,
-        [p.id],
+        `SELECT f.id, f.quantity::text AS q, f.price::text AS p, f.commission::text AS c, f.executed_at, f.position_id, o.side
+         FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.trader_id = $1 AND f.symbol = $2 ORDER BY f.executed_at, f.arrival`,
+        [b.trader_id, b.symbol],
       );
-      const s = replayFills(
-        fills.map((f: any) => ({
+      const segments = netBook<BookFill & { id: string }>(
+        null,
+        fills.map((f: any): BookFill & { id: string } => ({
+          id: f.id,
           signedQuantity: f.side === 'BUY' ? new Dec(f.q) : new Dec(f.q).negated(),
           price: new Dec(f.p),
           commission: new Dec(f.c),
+          executedAt: f.executed_at,
         })),
+        contractMultiplier(b.symbol, {}),
       );
-      expect([
-        s.quantity.toFixed(),
-        s.averageEntryPrice.toFixed(),
-        s.realizedPnl.toFixed(),
-        s.totalCommission.toFixed(),
-      ]).toEqual([
-        new Dec(p.quantity).toFixed(),
-        new Dec(p.avg).toFixed(),
-        new Dec(p.pnl).toFixed(),
-        new Dec(p.comm).toFixed(),
-      ]);
+      const positions = await app.dataSource.query(
+        `SELECT id, quantity::text AS q, cost_basis::text AS cost, realized_pnl::text AS pnl, total_commission::text AS comm, status
+         FROM positions WHERE trader_id = $1 AND symbol = $2 ORDER BY opened_at, created_at`,
+        [b.trader_id, b.symbol],
+      );
+      expect(positions.map((p: any) => [p.q, p.cost, p.pnl, p.comm, p.status].map(String))).toEqual(
+        segments.map((s) => [
+          s.state.quantity.toFixed(9),
+          new Dec(s.state.costBasis).toFixed(),
+          s.state.realizedPnl.toFixed(),
+          s.state.totalCommission.toFixed(),
+          s.closedAt ? 'CLOSED' : 'OPEN',
+        ]),
+      );
+      segments.forEach((s, i) => {
+        for (const f of s.fills) expect(fills.find((x: any) => x.id === f.id).position_id).toBe(positions[i].id);
+      });
     }
     const mismatched = await app.dataSource.query(
       `SELECT o.id FROM orders o LEFT JOIN fills f ON f.order_id = o.id GROUP BY o.id HAVING o.filled_quantity <> coalesce(sum(f.quantity), 0)`,

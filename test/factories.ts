@@ -67,10 +67,19 @@ export async function makeOrder(m: EntityManager, over: Partial<Order> & { trade
 }
 
 export async function makeFills(m: EntityManager, rows: (Partial<Fill> & { orderId: string })[]): Promise<Fill[]> {
+  // A fill carries its order's book (trader, symbol).
+  const books = new Map(
+    (
+      (await m.query(`SELECT id, trader_id, symbol FROM orders WHERE id = ANY($1::uuid[])`, [
+        [...new Set(rows.map((r) => r.orderId))],
+      ])) as { id: string; trader_id: string; symbol: string }[]
+    ).map((o) => [o.id, { traderId: o.trader_id, symbol: o.symbol }]),
+  );
   return insert(
     m,
     Fill,
     rows.map((r) => ({
+      ...books.get(r.orderId),
       execId: `x-${next()}`,
       quantity: new Dec(1),
       price: new Dec(100),

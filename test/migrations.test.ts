@@ -50,7 +50,15 @@ describe('migrations', () => {
     await ds.runMigrations({ transaction: 'each' });
     const up = await catalog(db.url);
 
-    expect(up.tables).toEqual(['execution_logs', 'fills', 'orders', 'positions', 'traders', 'typeorm_migrations']);
+    expect(up.tables).toEqual([
+      'execution_logs',
+      'fill_corrections',
+      'fills',
+      'orders',
+      'positions',
+      'traders',
+      'typeorm_migrations',
+    ]);
     const has = (kind: string, text: string | RegExp): void => {
       const hit = up[kind].some((x) => (typeof text === 'string' ? x.includes(text) : text.test(x)));
       if (!hit) throw new Error(`catalog ${kind} lacks ${text}:\n${up[kind].join('\n')}`);
@@ -85,12 +93,14 @@ describe('migrations', () => {
     );
     has('constraints', 'orders chk_orders_filled_quantity_max CHECK ((filled_quantity <= quantity))');
     has('triggers', 'execution_logs execution_logs_no_update_delete');
+    has('triggers', 'fill_corrections fill_corrections_no_update_delete');
     // The role requests run as: SELECT and INSERT only on the log.
     expect(up.grants).toEqual([
       'execution_logs INSERT,SELECT',
+      'fill_corrections INSERT,SELECT',
       'fills INSERT,SELECT,UPDATE',
       'orders INSERT,SELECT,UPDATE',
-      'positions INSERT,SELECT,UPDATE',
+      'positions DELETE,INSERT,SELECT,UPDATE',
       'traders INSERT,SELECT,UPDATE',
     ]);
     has('triggers', 'execution_logs execution_logs_no_truncate');

@@ -87,7 +87,7 @@ describe('npm start', () => {
         env.TRADETRAIL_DATA_DIR,
       );
       expect(res).toEqual({
-        data: { traders: { totalCount: 3 }, positions: { totalCount: 1 }, orders: { totalCount: 1 } },
+        data: { traders: { totalCount: 3 }, positions: { totalCount: 2 }, orders: { totalCount: 1 } },
       });
       // Without a token: 401.
       const anonymous = await fetch(first.url, {

@@ -280,17 +280,20 @@ describe('recordExecution', () => {
       averageEntryPrice: '95',
       realizedPnl: '0',
     });
-    // Flip the short to long within the same position.
+    // A flip closes the short (realizing 75) and opens a new long position from the remainder.
     const cover = await submit({ quantity: '20' });
     const flip = await record(cover.id, { quantity: '20', price: '90' });
-    expect(flip.position).toMatchObject({
-      id: reopen.position.id,
-      status: 'OPEN',
-      quantity: '5',
-      averageEntryPrice: '90',
-      realizedPnl: '75',
-    });
-    expect(flip.order.executionLogs.find((l: any) => l.action === 'FILLED').details.positionChange).toBe('FLIP');
+    expect(flip.position.id).not.toBe(reopen.position.id);
+    expect(flip.position).toMatchObject({ status: 'OPEN', quantity: '5', averageEntryPrice: '90', realizedPnl: '0' });
+    const [closed] = await app.dataSource.query(
+      `SELECT status, quantity::text AS q, realized_pnl::text AS pnl FROM positions WHERE id = $1`,
+      [reopen.position.id],
+    );
+    expect(closed).toEqual({ status: 'CLOSED', q: '0.000000000', pnl: '75' });
+    const [successor] = await app.dataSource.query(`SELECT flipped_from_id FROM positions WHERE id = $1`, [
+      flip.position.id,
+    ]);
+    expect(successor.flipped_from_id).toBe(reopen.position.id);
   });
 
   it('keeps exact decimals: 0.1 + 0.2 with nine-decimal quantities', async () => {
@@ -323,7 +326,7 @@ describe('recordExecution', () => {
       input: { orderId: o.id, execId: 'E-1', quantity: '11', price: '100', executedAt: new Date().toISOString() },
     });
     expect(res.errors?.[0].extensions?.code).toBe('CONFLICT');
-    expect(res.errors?.[0].message).toMatch(/already recorded as 10 @ 100/);
+    expect(res.errors?.[0].message).toMatch(/already recorded for order .* as 10 @ 100/);
     const logs = await app.dataSource.query(
       `SELECT action, details FROM execution_logs WHERE order_id = $1 ORDER BY seq`,
       [o.id],
@@ -338,30 +341,31 @@ describe('recordExecution', () => {
     expect(fills).toBe(1);
   });
 
-  it('refuses overfill and fills on FILLED / REJECTED orders with CONFLICT and writes nothing', async () => {
+  it('records overfills and fills on FILLED / REJECTED orders as exceptions, never dropping them', async () => {
     const o = await submit({ quantity: '10' });
     await record(o.id, { quantity: '6' });
-    await refused(
-      RECORD,
-      { input: { orderId: o.id, execId: 'over', quantity: '5', price: '1', executedAt: new Date().toISOString() } },
-      'CONFLICT',
-      /would overfill .* 6 of 10 filled, 5 more is over by 1/,
+    const over = await record(o.id, { quantity: '5' });
+    expect(over.status).toBe('APPLIED');
+    expect(over.order).toMatchObject({ status: 'FILLED', filledQuantity: '10' });
+    expect(over.order.executionLogs.at(-1)).toMatchObject({
+      action: 'EXCEPTION',
+      details: { exception: 'OVERFILL', overfilledQuantity: '1' },
+    });
+    const more = await record(o.id, { quantity: '1' });
+    expect(more.order.executionLogs.at(-1).details).toMatchObject({ exception: 'OVERFILL', overfilledQuantity: '1' });
+    const [row] = await app.dataSource.query(
+      `SELECT filled_quantity::text AS f, overfilled_quantity::text AS x FROM orders WHERE id = $1`,
+      [o.id],
     );
-    await record(o.id, { quantity: '4' });
-    await refused(
-      RECORD,
-      { input: { orderId: o.id, execId: 'late', quantity: '1', price: '1', executedAt: new Date().toISOString() } },
-      'CONFLICT',
-      /is FILLED; a fill cannot be applied/,
-    );
+    expect(row).toEqual({ f: '10.000000000', x: '2.000000000' });
     const r = await submit();
     await ok(`mutation($id: ID!) { rejectOrder(orderId: $id, reason: "no") { id } }`, { id: r.id });
-    await refused(
-      RECORD,
-      { input: { orderId: r.id, execId: 'x', quantity: '1', price: '1', executedAt: new Date().toISOString() } },
-      'CONFLICT',
-      /is REJECTED/,
+    const onRejected = await record(r.id, { quantity: '1' });
+    expect(onRejected.order.status).toBe('REJECTED');
+    expect(onRejected.order.executionLogs.find((l: any) => l.action === 'EXCEPTION').details.exception).toBe(
+      'ORDER_REJECTED',
     );
+    expect(onRejected.position.quantity).not.toBe('0');
   });
 
   it('applies a late fill to a CANCELLED order (details.late) and makes it FILLED when complete', async () => {
@@ -460,12 +464,12 @@ describe('recordExecutions', () => {
       { orderId: o.id, execId: 'B5', quantity: '6', price: '11', executedAt: at },
     ];
     const r = (await ok(BATCH, { inputs })).recordExecutions;
-    expect(r).toMatchObject({ applied: 2, duplicates: 1, refused: 4 });
+    expect(r).toMatchObject({ applied: 3, duplicates: 1, refused: 3 });
     expect(r.results.map((x: any) => [x.index, x.status, x.error?.code ?? null])).toEqual([
       [0, 'APPLIED', null],
       [1, 'DUPLICATE', null],
       [2, 'REFUSED', 'CONFLICT'],
-      [3, 'REFUSED', 'CONFLICT'],
+      [3, 'APPLIED', null],
       [4, 'REFUSED', 'BAD_USER_INPUT'],
       [5, 'REFUSED', 'NOT_FOUND'],
       [6, 'APPLIED', null],
@@ -492,7 +496,7 @@ describe('recordExecutions', () => {
 describe('linking by hand, recalculation, the chain', () => {
   const LINK = `mutation($o: ID!, $p: ID!) { linkOrderToPosition(orderId: $o, positionId: $p, reason: "booked to the wrong position") { id positionId executionLogs { action reason details } } }`;
 
-  it('moves an order and its fills to another position of the same trader and symbol, recomputing both', async () => {
+  it('links an order without fills anywhere in its book; an order with fills only to the position of its first fill', async () => {
     const a = await submit({ quantity: '10' });
     const p1 = (await record(a.id, { quantity: '10', price: '100' })).position;
     const sell = await submit({ side: 'SELL', quantity: '10' });
@@ -500,32 +504,30 @@ describe('linking by hand, recalculation, the chain', () => {
     const b = await submit({ quantity: '5' });
     const p2 = (await record(b.id, { quantity: '5', price: '120' })).position;
     expect(p2.id).not.toBe(p1.id);
+    await refused(LINK, { o: b.id, p: p1.id }, 'CONFLICT', /first fill is in position .*event time/);
+    await refused(`mutation($o: ID!) { unlinkOrder(orderId: $o) { id } }`, { o: b.id }, 'CONFLICT', /has fills/);
 
-    const linked = (await ok(LINK, { o: b.id, p: p1.id })).linkOrderToPosition;
+    const c = await submit({ quantity: '1' });
+    const linked = (await ok(LINK, { o: c.id, p: p1.id })).linkOrderToPosition;
     expect(linked.positionId).toBe(p1.id);
     expect(linked.executionLogs.at(-1)).toMatchObject({
       action: 'POSITION_LINKED',
       reason: 'booked to the wrong position',
-      details: { previousPositionId: p2.id, positionId: p1.id, fillsMoved: 1 },
+      details: { previousPositionId: null, positionId: p1.id },
     });
-    const positions = await app.dataSource.query(
-      `SELECT id, status, quantity::text AS q FROM positions WHERE id = ANY($1) ORDER BY opened_at`,
-      [[p1.id, p2.id]],
-    );
-    expect(positions).toEqual([
-      { id: p1.id, status: 'OPEN', q: '5.000000000' },
-      { id: p2.id, status: 'CLOSED', q: '0.000000000' },
-    ]);
-
     const unlinked = (
       await ok(
         `mutation($o: ID!) { unlinkOrder(orderId: $o, reason: "dispute") { positionId executionLogs { action } } }`,
-        { o: b.id },
+        { o: c.id },
       )
     ).unlinkOrder;
     expect(unlinked.positionId).toBeNull();
     expect(unlinked.executionLogs.at(-1).action).toBe('POSITION_UNLINKED');
-    await refused(`mutation($o: ID!) { unlinkOrder(orderId: $o) { id } }`, { o: b.id }, 'CONFLICT', /is not linked/);
+    await refused(`mutation($o: ID!) { unlinkOrder(orderId: $o) { id } }`, { o: c.id }, 'CONFLICT', /is not linked/);
+    // Its first fill decides its link, whatever was linked by hand before.
+    await ok(LINK, { o: c.id, p: p1.id });
+    const filled = await record(c.id, { quantity: '1', price: '121' });
+    expect(filled.order.positionId).toBe(p2.id);
   });
 
   it('refuses a position of another symbol or trader', async () => {
@@ -551,7 +553,7 @@ describe('linking by hand, recalculation, the chain', () => {
     );
     expect(log).toMatchObject({
       action: 'RECOVERED',
-      details: { positionId: p.id, before: { quantity: '7' }, after: { quantity: '10' } },
+      details: { books: [{ positions: [{ id: p.id, before: { quantity: '7' }, after: { quantity: '10' } }] }] },
     });
   });
 

@@ -19,6 +19,9 @@ export enum ExecutionLogAction {
   POSITION_LINKED = 'POSITION_LINKED',
   POSITION_UNLINKED = 'POSITION_UNLINKED',
   DUPLICATE_IGNORED = 'DUPLICATE_IGNORED',
+  CORRECTED = 'CORRECTED',
+  BUSTED = 'BUSTED',
+  EXCEPTION = 'EXCEPTION',
 }
 registerEnumType(ExecutionLogAction, { name: 'ExecutionLogAction' });
 

@@ -4,16 +4,33 @@ import {
   Column,
   CreateDateColumn,
   Entity,
+  Generated,
   Index,
   JoinColumn,
   ManyToOne,
   PrimaryGeneratedColumn,
   type Relation,
 } from 'typeorm';
-import { type Dec, decimalTransformer } from '../decimal';
+import { bigintTransformer, type Dec, decimalTransformer } from '../decimal';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
+import { Trader } from '../trader/trader.entity';
 import { DecimalScalar } from '../scalars';
+
+export enum FillException {
+  OVERFILL = 'OVERFILL',
+  ORDER_REPLACED = 'ORDER_REPLACED',
+  ORDER_REJECTED = 'ORDER_REJECTED',
+}
+registerEnumType(FillException, {
+  name: 'FillException',
+  description: 'Why a fill was applied as an exception (DOMAIN §4): recorded and applied, never dropped.',
+  valuesConfig: {
+    OVERFILL: { description: "All or part of it lies beyond the order's quantity (in event-time order)." },
+    ORDER_REPLACED: { description: 'The order had been replaced when the fill arrived (a cancel/replace race).' },
+    ORDER_REJECTED: { description: 'The order had been rejected when the fill arrived.' },
+  },
+});
 
 export enum Liquidity {
   MAKER = 'MAKER',
@@ -24,13 +41,17 @@ registerEnumType(Liquidity, { name: 'Liquidity' });
 /** One execution reported by a venue. Immutable once recorded. */
 @ObjectType({ description: 'One execution of an order reported by a venue. Immutable once recorded.' })
 @Entity({ name: 'fills' })
-@Index('uq_fills_order_exec_id', ['orderId', 'execId'], { unique: true })
+// Unique per venue, a null venue being one venue: an expression index, created by the migration.
+@Index('uq_fills_venue_exec_id', { synchronize: false })
+@Index('uq_fills_arrival', ['arrival'], { unique: true })
+@Index('idx_fills_book', ['traderId', 'symbol', 'executedAt', 'arrival'])
 @Index('idx_fills_order', ['orderId'])
 @Index('idx_fills_timestamp', ['executedAt'])
 @Index('idx_fills_position', ['positionId'])
 @Check('chk_fills_quantity_positive', `"quantity" > 0`)
 @Check('chk_fills_price_positive', `"price" > 0`)
 @Check('chk_fills_commission_nonnegative', `"commission" >= 0`)
+@Check('chk_fills_overfilled_quantity', `"overfilled_quantity" >= 0 AND "overfilled_quantity" <= "quantity"`)
 export class Fill {
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_fills' })
@@ -44,6 +65,46 @@ export class Fill {
   @JoinColumn({ name: 'order_id', foreignKeyConstraintName: 'fk_fills_order' })
   readonly order?: Relation<Order>;
 
+  @Field(() => ID, { description: "The trader whose book the fill belongs to (its order's trader)." })
+  @Column({ name: 'trader_id', type: 'uuid' })
+  readonly traderId!: string;
+
+  @ManyToOne(() => Trader, { onDelete: 'RESTRICT', nullable: false })
+  @JoinColumn({ name: 'trader_id', foreignKeyConstraintName: 'fk_fills_trader' })
+  readonly trader?: Relation<Trader>;
+
+  @Field({ description: "The order's symbol." })
+  @Column({ type: 'varchar', length: 64 })
+  readonly symbol!: string;
+
+  /** Arrival order, global: the tie-breaker of fills executed at the same instant. */
+  @Column({ type: 'bigint', transformer: bigintTransformer })
+  @Generated('increment')
+  readonly arrival!: number;
+
+  /** The exception known when the fill arrived (a REPLACED or REJECTED order); OVERFILL is derived. */
+  @Column({
+    name: 'arrival_exception',
+    type: 'enum',
+    enum: FillException,
+    enumName: 'fill_exception',
+    nullable: true,
+  })
+  readonly arrivalException!: FillException | null;
+
+  @Field(() => DecimalScalar, {
+    description: "The part of this fill beyond its order's quantity, in event-time order (0 for most fills).",
+  })
+  @Column({
+    name: 'overfilled_quantity',
+    type: 'numeric',
+    precision: 30,
+    scale: 9,
+    default: 0,
+    transformer: decimalTransformer,
+  })
+  overfilledQuantity!: Dec;
+
   @Field(() => ID, { nullable: true, description: 'The position this fill was applied to.' })
   @Column({ name: 'position_id', type: 'uuid', nullable: true })
   positionId!: string | null;
@@ -52,7 +113,7 @@ export class Fill {
   @JoinColumn({ name: 'position_id', foreignKeyConstraintName: 'fk_fills_position' })
   readonly position?: Relation<Position> | null;
 
-  @Field({ description: "The venue's execution id: the idempotency key of a fill within its order." })
+  @Field({ description: "The venue's execution id: unique per venue (no venue is one venue), the idempotency key." })
   @Column({ name: 'exec_id', type: 'varchar', length: 128 })
   readonly execId!: string;
 

@@ -1,11 +1,13 @@
-import { IsOptional, IsUUID, Length, Matches } from 'class-validator';
-import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { IsOptional, IsUUID, Length, Matches, ValidateNested } from 'class-validator';
+import { ArgsType, Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import type { Dec } from '../decimal';
 import { UUID_MESSAGE } from '../ids';
 import { Order } from '../order/order.entity';
+import { PageArgs } from '../pagination';
 import { Position } from '../position/position.entity';
 import { DecimalScalar } from '../scalars';
 import { HasAtMostNineDecimals, IsNonNegativeDecimal, IsPositiveDecimal } from '../validation';
+import { FillCorrection } from './fill-correction.entity';
 import { Fill, Liquidity } from './fill.entity';
 
 /** At most this many executions in one `recordExecutions` request. */
@@ -30,7 +32,7 @@ export class RecordExecutionInput {
   @Length(1, 48, { message: 'clientOrderId must be 1 to 48 characters.' })
   clientOrderId?: string | null;
 
-  @Field({ description: "The venue's execution id: the idempotency key of the fill within its order." })
+  @Field({ description: "The venue's execution id: with the venue, the idempotency key of the fill." })
   @Length(1, 128, { message: 'execId must be 1 to 128 characters.' })
   execId!: string;
 
@@ -70,7 +72,9 @@ registerEnumType(ExecutionStatus, {
   name: 'ExecutionStatus',
   valuesConfig: {
     APPLIED: { description: 'Recorded: the fill, its order, its position and the log changed.' },
-    DUPLICATE: { description: 'Already recorded with the same quantity and price: nothing changed.' },
+    DUPLICATE: {
+      description: 'Already recorded with the same order, quantity, price and commission: nothing changed.',
+    },
     REFUSED: { description: 'Not recorded; `error` says why. Nothing changed (a conflicting replay is logged).' },
   },
 });
@@ -121,4 +125,126 @@ export class RecordExecutionsPayload {
 
   @Field(() => [ExecutionResult], { description: 'One result per execution, in request order.' })
   results!: ExecutionResult[];
+}
+
+@InputType({ description: 'Every given condition must hold.' })
+export class FillFilter {
+  @Field(() => ID, { nullable: true })
+  @IsOptional()
+  @IsUUID('all', UUID_MESSAGE('filter.traderId'))
+  traderId?: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @Length(1, 64, { message: 'filter.symbol must be 1 to 64 characters.' })
+  symbol?: string;
+
+  @Field(() => ID, { nullable: true })
+  @IsOptional()
+  @IsUUID('all', UUID_MESSAGE('filter.orderId'))
+  orderId?: string;
+
+  @Field(() => ID, { nullable: true })
+  @IsOptional()
+  @IsUUID('all', UUID_MESSAGE('filter.positionId'))
+  positionId?: string;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    description: 'true: only exceptions (overfills, fills on REPLACED or REJECTED orders); false: none of them.',
+  })
+  exception?: boolean;
+
+  @Field(() => Boolean, { nullable: true, description: 'true: only busted executions; false: none of them.' })
+  busted?: boolean;
+
+  @Field(() => Date, { nullable: true })
+  executedFrom?: Date;
+
+  @Field(() => Date, { nullable: true })
+  executedTo?: Date;
+}
+
+@ArgsType()
+export class FillsArgs extends PageArgs {
+  @Field(() => FillFilter, { nullable: true })
+  @IsOptional()
+  @ValidateNested()
+  filter?: FillFilter;
+}
+
+@InputType({
+  description:
+    'A trade correction (FIX ExecType G) of a recorded execution, named by venue and execId: new quantity, price and/or commission.',
+})
+export class CorrectExecutionInput {
+  @Field({ description: 'Your id of this correction: the idempotency key (a retry with the same id changes nothing).' })
+  @Length(1, 128, { message: 'correctionId must be 1 to 128 characters.' })
+  correctionId!: string;
+
+  @Field()
+  @Length(1, 128, { message: 'execId must be 1 to 128 characters.' })
+  execId!: string;
+
+  @Field(() => String, { nullable: true, description: 'The venue the execution was recorded under (none: null).' })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9._-]{1,32}$/, { message: 'venue must be 1 to 32 letters, digits, ".", "_" or "-".' })
+  venue?: string | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsOptional()
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  quantity?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsOptional()
+  @IsPositiveDecimal()
+  @HasAtMostNineDecimals()
+  price?: Dec | null;
+
+  @Field(() => DecimalScalar, { nullable: true })
+  @IsOptional()
+  @IsNonNegativeDecimal()
+  @HasAtMostNineDecimals()
+  commission?: Dec | null;
+
+  @Field({ description: 'Why, for the audit trail.' })
+  @Length(1, 500, { message: 'reason must be 1 to 500 characters.' })
+  reason!: string;
+}
+
+@InputType({ description: 'A trade bust (FIX ExecType H): the recorded execution did not happen.' })
+export class BustExecutionInput {
+  @Field({ description: 'Your id of this bust: the idempotency key (a retry with the same id changes nothing).' })
+  @Length(1, 128, { message: 'correctionId must be 1 to 128 characters.' })
+  correctionId!: string;
+
+  @Field()
+  @Length(1, 128, { message: 'execId must be 1 to 128 characters.' })
+  execId!: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9._-]{1,32}$/, { message: 'venue must be 1 to 32 letters, digits, ".", "_" or "-".' })
+  venue?: string | null;
+
+  @Field({ description: 'Why, for the audit trail.' })
+  @Length(1, 500, { message: 'reason must be 1 to 500 characters.' })
+  reason!: string;
+}
+
+@ObjectType({ description: 'What a correction or bust did.' })
+export class CorrectionResult {
+  @Field(() => ExecutionStatus, { description: 'APPLIED, or DUPLICATE for a retry of the same correctionId.' })
+  status!: ExecutionStatus;
+
+  @Field(() => FillCorrection)
+  correction!: FillCorrection;
+
+  @Field(() => Fill)
+  fill!: Fill;
+
+  @Field(() => Order)
+  order!: Order;
 }

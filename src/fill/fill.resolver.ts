@@ -1,4 +1,4 @@
-import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
@@ -7,8 +7,17 @@ import { assertId } from '../ids';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
 import { validationError } from '../validation';
-import { Fill } from './fill.entity';
+import { Dec } from '../decimal';
+import { connectionType, type ConnectionResult } from '../pagination';
+import { DecimalScalar } from '../scalars';
+import { correctExecution, type CorrectionRequest } from './correction.service';
+import { FillCorrection, FillCorrectionKind } from './fill-correction.entity';
+import { Fill, FillException } from './fill.entity';
 import {
+  BustExecutionInput,
+  CorrectExecutionInput,
+  CorrectionResult,
+  FillsArgs,
   type ExecutionError,
   ExecutionResult,
   ExecutionStatus,
@@ -16,7 +25,9 @@ import {
   RecordExecutionInput,
   RecordExecutionsPayload,
 } from './fill.inputs';
-import { applyExecutions, type ExecutionOutcome } from './fill.service';
+import { applyExecutions, type ExecutionOutcome, listFills } from './fill.service';
+
+export const FillConnection = connectionType(Fill, 'Fill');
 
 /** A refused replay is logged even though the request fails: the entry is written again after the rollback. */
 function keepAudit(ctx: Context, outcome: ExecutionOutcome): void {
@@ -46,6 +57,49 @@ export class FillResolver {
   @Query(() => Fill, { nullable: true, description: 'A fill by id; null when there is none.' })
   fill(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Fill | null> {
     return ctx.loaders.fillById.load(assertId(id));
+  }
+
+  @Query(() => FillConnection, {
+    description: 'Fills, most recently executed first; filter for exceptions or busted executions.',
+  })
+  fills(@Args(() => FillsArgs) args: FillsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Fill>> {
+    return listFills(ctx.db, args);
+  }
+
+  @Mutation(() => CorrectionResult, {
+    description:
+      'Records a trade correction (FIX ExecType G): the original fill never changes; the order and the book are recomputed; CORRECTED is logged.',
+  })
+  correctExecution(
+    @Arg('input', () => CorrectExecutionInput) input: CorrectExecutionInput,
+    @Ctx() ctx: Context,
+  ): Promise<CorrectionResult> {
+    requireRole(ctx.principal, ['service', 'admin'], 'correct executions');
+    return this.correct(ctx, { ...input, kind: FillCorrectionKind.CORRECTION });
+  }
+
+  @Mutation(() => CorrectionResult, {
+    description:
+      'Records a trade bust (FIX ExecType H): the execution did not happen. The order (a bust can take FILLED back) and the book are recomputed; BUSTED is logged.',
+  })
+  bustExecution(
+    @Arg('input', () => BustExecutionInput) input: BustExecutionInput,
+    @Ctx() ctx: Context,
+  ): Promise<CorrectionResult> {
+    requireRole(ctx.principal, ['service', 'admin'], 'bust executions');
+    return this.correct(ctx, { ...input, kind: FillCorrectionKind.BUST });
+  }
+
+  private async correct(ctx: Context, request: CorrectionRequest): Promise<CorrectionResult> {
+    const outcome = await ctx.db.run((m) => correctExecution(m, ctx.who, request));
+    const fill = (await ctx.loaders.fillById.load(outcome.fillId)) as Fill;
+    return {
+      status: ExecutionStatus[outcome.status],
+      correction: outcome.correction,
+      fill,
+      order:
+        outcome.status === 'DUPLICATE' ? ((await ctx.loaders.orderById.load(fill.orderId)) as never) : outcome.order,
+    };
   }
 
   @Mutation(() => ExecutionResult, {
@@ -105,6 +159,45 @@ export class FillResolver {
       refused: count(ExecutionStatus.REFUSED),
       results,
     };
+  }
+
+  @FieldResolver(() => [FillCorrection], { description: 'Corrections and busts of this execution, oldest first.' })
+  corrections(@Root() fill: Fill, @Ctx() ctx: Context): Promise<FillCorrection[]> {
+    return ctx.loaders.correctionsByFillId.load(fill.id);
+  }
+
+  @FieldResolver(() => Boolean, { description: 'The execution was busted: it counts for nothing.' })
+  async busted(@Root() fill: Fill, @Ctx() ctx: Context): Promise<boolean> {
+    return (await this.latest(fill, ctx))?.kind === FillCorrectionKind.BUST;
+  }
+
+  @FieldResolver(() => DecimalScalar, { description: 'The quantity after corrections (0 when busted).' })
+  async effectiveQuantity(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+    const c = await this.latest(fill, ctx);
+    return c?.kind === FillCorrectionKind.BUST ? new Dec(0) : (c?.quantity ?? fill.quantity);
+  }
+
+  @FieldResolver(() => DecimalScalar, { description: 'The price after corrections.' })
+  async effectivePrice(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+    return (await this.latest(fill, ctx))?.price ?? fill.price;
+  }
+
+  @FieldResolver(() => DecimalScalar, { description: 'The commission after corrections (0 when busted).' })
+  async effectiveCommission(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+    const c = await this.latest(fill, ctx);
+    return c?.kind === FillCorrectionKind.BUST ? new Dec(0) : (c?.commission ?? fill.commission);
+  }
+
+  @FieldResolver(() => FillException, {
+    nullable: true,
+    description: 'Why the fill was applied as an exception (DOMAIN §4); null for a normal fill.',
+  })
+  exception(@Root() fill: Fill): FillException | null {
+    return fill.arrivalException ?? (fill.overfilledQuantity.gt(0) ? FillException.OVERFILL : null);
+  }
+
+  private async latest(fill: Fill, ctx: Context): Promise<FillCorrection | undefined> {
+    return (await ctx.loaders.correctionsByFillId.load(fill.id)).at(-1);
   }
 
   @FieldResolver(() => Order)

@@ -1,47 +1,84 @@
 import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
 import type { EntityManager } from 'typeorm';
-import { Dec, roundAverage } from '../decimal';
+import { Dec, divideRounded } from '../decimal';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
-import { type Actor, type LogEntry, logInsertSql, logRowsJson } from '../execution-log/execution-log.service';
-import { Order, OrderSide } from '../order/order.entity';
-import { fillAdmission, statusAfterFill } from '../order/order.state';
-import { Position, PositionStatus } from '../position/position.entity';
-import { applyFill, FLAT, type PositionState } from '../position/position.math';
-import { hydrate, preparedRows, sqlRows } from '../request-db';
-import { Fill } from './fill.entity';
-import type { RecordExecutionInput } from './fill.inputs';
+import type { Actor, LogEntry } from '../execution-log/execution-log.service';
+import { Order, OrderStatus } from '../order/order.entity';
+import { derivedStatus } from '../order/order.state';
+import {
+  type BookChange,
+  bookChangeJson,
+  bookKey,
+  compareFills,
+  type LedgerFill,
+  LedgerWrites,
+  NEW_ARRIVAL_BASE,
+  planBook,
+  replayBook,
+  replayEntries,
+  signed,
+  type WorkingOrder,
+  workingOrder,
+} from '../position/book.service';
+import { Position } from '../position/position.entity';
+import { type ConnectionResult, paginate, SortDirection } from '../pagination';
+import { hydrate, preparedRows, type RequestDb, SqlWhere, sqlRows } from '../request-db';
+import { Fill, FillException } from './fill.entity';
+import type { FillsArgs, RecordExecutionInput } from './fill.inputs';
 
 export type ExecutionOutcome =
   | { status: 'APPLIED' | 'DUPLICATE'; fill: Fill; order: Order; position: Position | null }
   | { status: 'REFUSED'; error: GraphQLError; audit?: LogEntry };
 
-interface WorkingPosition {
-  row: Position;
-  state: PositionState;
-  isNew: boolean;
-  dirty: boolean;
+export function listFills(db: RequestDb, args: FillsArgs): Promise<ConnectionResult<Fill>> {
+  const f = args.filter ?? {};
+  const where = new SqlWhere()
+    .add(`t."trader_id" = ?::uuid`, f.traderId ?? undefined)
+    .add(`t."symbol" = ?`, f.symbol ?? undefined)
+    .add(`t."order_id" = ?::uuid`, f.orderId ?? undefined)
+    .add(`t."position_id" = ?::uuid`, f.positionId ?? undefined)
+    .add(`t."executed_at" >= ?`, f.executedFrom ?? undefined)
+    .add(`t."executed_at" < ?`, f.executedTo ?? undefined);
+  const exception = `(t."arrival_exception" IS NOT NULL OR t."overfilled_quantity" > 0)`;
+  if (f.exception === true) where.add(exception);
+  if (f.exception === false) where.add(`NOT ${exception}`);
+  const busted = `EXISTS (SELECT 1 FROM fill_corrections c WHERE c.fill_id = t.id AND c.kind = 'BUST')`;
+  if (f.busted === true) where.add(busted);
+  if (f.busted === false) where.add(`NOT ${busted}`);
+  return paginate(db, {
+    list: 'fills',
+    entity: Fill,
+    where,
+    key: { name: 'EXECUTED_AT', column: 'executed_at', type: 'timestamptz' },
+    direction: SortDirection.DESC,
+    page: args,
+  });
 }
 
-interface WorkingOrder {
-  row: Order;
-  notional: Dec;
-  dirty: boolean;
-}
+/** The idempotency key of an execution: its venue (none is one venue) and the venue's execution id. */
+const execKey = (venue: string | null | undefined, execId: string): string => `${venue ?? ''}\u0000${execId}`;
 
-/** Advisory-lock key of a trader's book in one symbol: position changes for it are serialised. */
-const bookKey = (traderId: string, symbol: string): string => `${traderId}|${symbol}`;
+interface NewFill {
+  fill: LedgerFill;
+  input: RecordExecutionInput;
+  index: number;
+  order: WorkingOrder;
+  late: boolean;
+  exception: FillException | null;
+}
 
 /**
- * Applies executions exactly as DOMAIN.md §4 says, in request order, in the caller's transaction:
- * idempotency on (order, execId), the order's state and quantities, netting into the trader's
- * position in the symbol (open, increase, reduce, close, flip), the order's link to the position
- * of its first fill, and the log entries. Each execution is applied or refused on its own; a
- * refused one changes nothing (a replay with a conflicting payload is logged DUPLICATE_IGNORED).
+ * Applies executions as DOMAIN.md §2–§4 say, in the caller's transaction: idempotency on (venue,
+ * execId); every real execution recorded and applied (on a REPLACED or REJECTED order, or beyond the
+ * order's quantity, as an exception); each book netted in event time — fills later than everything
+ * in their book continue its open position, any other replays the book from the earliest affected
+ * position; the orders' totals, status and links; the log entries. Each execution is applied or
+ * refused on its own; a refused one changes nothing (a conflicting replay is logged DUPLICATE_IGNORED).
  *
- * Locks, always in this order: the orders (by id), the (trader, symbol) books (advisory, sorted),
- * the open positions (by id). Reads and writes are a fixed handful of statements for any batch size.
+ * Locks, always in this order: the (trader, symbol) books (advisory, sorted), the orders (by id), the
+ * positions. The fast path is a fixed handful of statements for any batch size.
  */
 export async function applyExecutions(
   m: EntityManager,
@@ -64,88 +101,111 @@ export async function applyExecutions(
   // planned once per connection. Batches run unnamed, so each gets a plan for its own size.
   const prepared = live.length === 1;
   const rowsOf = (name: string, sql: string, params: unknown[]) =>
-    prepared ? preparedRows(m, `fills_${name}`, sql, params) : sqlRows(m, sql, params);
+    prepared ? preparedRows(m, `ledger_${name}`, sql, params) : sqlRows(m, sql, params);
 
-  // 1. The orders, locked; then, in the same statement, their (trader, symbol) books. The scalar
-  // subquery reads the whole CTE (so every order is locked first) and takes the book locks in
-  // sorted order: the lock order of every writer.
+  // 1. The books of the orders named (advisory locks, sorted), then the orders themselves, locked.
+  // The uncorrelated subquery runs once, before the first row is locked.
   const byRef = live.filter(({ input }) => !input.orderId).map(({ input }) => input);
   const orderRows = await rowsOf(
     'lock_orders',
-    `WITH locked AS (
-       SELECT * FROM orders
+    `WITH refs AS (
+       SELECT id, trader_id, symbol FROM orders
        WHERE id = ANY($1::uuid[]) OR (trader_id, client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
-       ORDER BY id FOR NO KEY UPDATE
      )
-     SELECT locked.*, (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
-                       FROM (SELECT DISTINCT trader_id || '|' || symbol AS k FROM locked ORDER BY 1) books) AS __books
-     FROM locked`,
+     SELECT o.* FROM orders o
+     WHERE o.id IN (SELECT id FROM refs)
+       AND (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
+            FROM (SELECT DISTINCT trader_id || '|' || symbol AS k FROM refs ORDER BY 1) books) >= 0
+     ORDER BY o.id FOR NO KEY UPDATE`,
     [
       live.map(({ input }) => input.orderId).filter(Boolean),
       byRef.map((i) => i.traderId),
       byRef.map((i) => i.clientOrderId),
     ],
   );
-  const orders = new Map<string, WorkingOrder>();
+  const writes = new LedgerWrites();
   const orderByClientId = new Map<string, WorkingOrder>();
   for (const r of orderRows) {
-    const w: WorkingOrder = { row: hydrate(m, Order, r), notional: new Dec(0), dirty: false };
-    orders.set(w.row.id, w);
+    const w = workingOrder(hydrate(m, Order, r));
+    writes.orders.set(w.row.id, w);
     orderByClientId.set(`${w.row.traderId}|${w.row.clientOrderId}`, w);
   }
   const orderOf = (i: RecordExecutionInput): WorkingOrder | undefined =>
     i.orderId
-      ? orders.get(i.orderId.toLowerCase())
+      ? writes.orders.get(i.orderId.toLowerCase())
       : orderByClientId.get(`${i.traderId?.toLowerCase()}|${i.clientOrderId}`);
 
-  // 2. Fills already recorded under these exec ids, and each order's notional so far: one statement.
-  const existing = new Map<string, Fill>();
-  if (orders.size) {
+  // 2. In one statement: each order's effective totals so far, the fills already recorded under these
+  // (venue, execId) keys, and the event time of each book's latest fill.
+  const books = new Map<string, { traderId: string; symbol: string }>();
+  for (const w of writes.orders.values()) books.set(bookKey(w.row.traderId, w.row.symbol), w.row);
+  const known = new Map<string, Fill>();
+  const sums = new Map<string, { quantity: Dec; notional: Dec }>();
+  const lastAt = new Map<string, Date>();
+  if (writes.orders.size) {
+    const keys = [...new Map(live.map(({ input }) => [execKey(input.venue, input.execId), input])).values()];
+    const bookList = [...books.values()];
     for (const r of await rowsOf(
-      'known_fills',
-      `SELECT o.id AS __order, s.notional AS __notional, f.*
+      'known',
+      `SELECT 's' AS k, o.id AS order_id, s.quantity, s.notional, NULL::timestamptz AS last_at, NULL::jsonb AS fill
        FROM unnest($1::uuid[]) AS o(id)
-       CROSS JOIN LATERAL (SELECT sum(quantity * price)::text AS notional FROM fills WHERE order_id = o.id) s
-       LEFT JOIN fills f ON f.order_id = o.id AND f.exec_id = ANY($2::varchar[])`,
-      [[...orders.keys()], [...new Set(live.map(({ input }) => input.execId))]],
+       CROSS JOIN LATERAL (
+         SELECT sum(e.q)::text AS quantity, sum(e.q * e.p)::text AS notional
+         FROM fills f LEFT JOIN LATERAL (SELECT kind, quantity, price FROM fill_corrections c
+                                         WHERE c.fill_id = f.id ORDER BY c.seq DESC LIMIT 1) c ON true
+         CROSS JOIN LATERAL (SELECT CASE WHEN c.kind = 'BUST' THEN 0 ELSE coalesce(c.quantity, f.quantity) END AS q,
+                                    coalesce(c.price, f.price) AS p) e
+         WHERE f.order_id = o.id) s
+       UNION ALL
+       SELECT 'f', f.order_id, NULL, NULL, NULL,
+         to_jsonb(f) || jsonb_build_object('quantity', f.quantity::text, 'price', f.price::text,
+           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text)
+       FROM fills f WHERE (coalesce(f.venue, ''), f.exec_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+       UNION ALL
+       SELECT 'b', NULL, b.t::text || '|' || b.s, NULL, l.executed_at, NULL
+       FROM unnest($4::uuid[], $5::text[]) AS b(t, s)
+       CROSS JOIN LATERAL (SELECT executed_at FROM fills f WHERE f.trader_id = b.t AND f.symbol = b.s
+                           ORDER BY executed_at DESC, arrival DESC LIMIT 1) l`,
+      [
+        [...writes.orders.keys()],
+        keys.map((i) => i.venue ?? ''),
+        keys.map((i) => i.execId),
+        bookList.map((b) => b.traderId),
+        bookList.map((b) => b.symbol),
+      ],
     )) {
-      if (r.__notional !== null) orders.get(r.__order as string)!.notional = new Dec(r.__notional as string);
-      if (r.id !== null) existing.set(`${r.order_id}|${r.exec_id}`, hydrate(m, Fill, r));
+      if (r.k === 's') {
+        sums.set(r.order_id as string, {
+          quantity: new Dec((r.quantity as string | null) ?? 0),
+          notional: new Dec((r.notional as string | null) ?? 0),
+        });
+      } else if (r.k === 'f') {
+        const f = hydrate(m, Fill, r.fill as Record<string, unknown>);
+        known.set(execKey(f.venue, f.execId), f);
+      } else {
+        lastAt.set(r.quantity as string, r.last_at as Date);
+      }
     }
   }
 
-  // 3. The open positions of those books, locked (the books are locked already).
-  const books = [...new Set([...orders.values()].map((o) => bookKey(o.row.traderId, o.row.symbol)))].sort();
-  const open = new Map<string, WorkingPosition>();
-  const touched: WorkingPosition[] = [];
-  if (books.length) {
-    const pairs = books.map((b) => b.split('|'));
+  // 3. The open positions of those books, locked.
+  const open = new Map<string, Position>();
+  if (books.size) {
+    const list = [...books.values()];
     for (const r of await rowsOf(
       'open_positions',
       `SELECT * FROM positions WHERE status = 'OPEN' AND (trader_id, symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))
        ORDER BY id FOR NO KEY UPDATE`,
-      [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+      [list.map((b) => b.traderId), list.map((b) => b.symbol)],
     )) {
-      const row = hydrate(m, Position, r);
-      open.set(bookKey(row.traderId, row.symbol), {
-        row,
-        state: {
-          quantity: row.quantity,
-          averageEntryPrice: row.averageEntryPrice,
-          costBasis: row.costBasis,
-          realizedPnl: row.realizedPnl,
-          totalCommission: row.totalCommission,
-        },
-        isNew: false,
-        dirty: false,
-      });
+      const p = hydrate(m, Position, r);
+      open.set(bookKey(p.traderId, p.symbol), p);
     }
   }
 
-  // 4. Apply, in request order, in memory.
-  const newFills: Fill[] = [];
-  const logs: LogEntry[] = [];
-  const recorded = new Map<string, Fill>(existing);
+  // 4. Each execution in request order: the order, idempotency, admission.
+  const fresh: NewFill[] = [];
+  const recorded = new Map<string, Fill | NewFill>(known);
   for (const { input, index } of live) {
     const w = orderOf(input);
     if (!w) {
@@ -157,251 +217,306 @@ export async function applyExecutions(
     }
     const order = w.row;
     const commission = input.commission ?? new Dec(0);
-    const previous = recorded.get(`${order.id}|${input.execId}`);
+    const key = execKey(input.venue, input.execId);
+    const previous = recorded.get(key);
     if (previous) {
-      if (previous.quantity.eq(input.quantity) && previous.price.eq(input.price)) {
-        outcomes[index] = { status: 'DUPLICATE', fill: previous, order, position: null };
-      } else {
+      const p =
+        previous instanceof Fill
+          ? previous
+          : { id: previous.fill.id, orderId: previous.fill.orderId, ...originalOf(previous) };
+      if (
+        p.orderId === order.id &&
+        p.quantity.eq(input.quantity) &&
+        p.price.eq(input.price) &&
+        p.commission.eq(commission)
+      ) {
         outcomes[index] = {
-          status: 'REFUSED',
-          error: new ConflictError(
-            `Execution ${input.execId} of order ${order.id} is already recorded as ${previous.quantity.toFixed()} @ ${previous.price.toFixed()}; ` +
-              `a replay with ${input.quantity.toFixed()} @ ${input.price.toFixed()} is refused.`,
-            { execId: input.execId, orderId: order.id },
-          ),
+          status: 'DUPLICATE',
+          fill: previous instanceof Fill ? previous : (null as unknown as Fill),
+          order,
+          position: null,
         };
-        const audit: LogEntry = {
-          orderId: order.id,
-          traderId: order.traderId,
-          action: ExecutionLogAction.DUPLICATE_IGNORED,
-          fromStatus: order.status,
-          toStatus: order.status,
-          reason: 'Replayed execution with a different quantity or price',
-          errorCode: 'CONFLICT',
-          details: {
-            execId: input.execId,
-            recorded: { fillId: previous.id, quantity: previous.quantity.toFixed(), price: previous.price.toFixed() },
-            attempted: {
-              quantity: input.quantity.toFixed(),
-              price: input.price.toFixed(),
-              executedAt: input.executedAt.toISOString(),
-            },
-          },
-          occurredAt: input.executedAt,
-        };
-        logs.push(audit);
-        (outcomes[index] as { audit?: LogEntry }).audit = audit;
+        if (!(previous instanceof Fill)) (outcomes[index] as { pending?: NewFill }).pending = previous;
+        continue;
       }
-      continue;
-    }
-    const admission = fillAdmission(order.status);
-    if (admission === 'refused') {
-      outcomes[index] = {
-        status: 'REFUSED',
-        error: new ConflictError(`Order ${order.id} is ${order.status}; a fill cannot be applied to it.`, {
-          currentStatus: order.status,
-        }),
-      };
-      continue;
-    }
-    const filled = order.filledQuantity.plus(input.quantity);
-    if (filled.gt(order.quantity)) {
-      outcomes[index] = {
-        status: 'REFUSED',
-        error: new ConflictError(
-          `Execution ${input.execId} would overfill order ${order.id}: ${order.filledQuantity.toFixed()} of ${order.quantity.toFixed()} filled, ` +
-            `${input.quantity.toFixed()} more is over by ${filled.minus(order.quantity).toFixed()}.`,
-          { currentStatus: order.status },
-        ),
-      };
-      continue;
-    }
-
-    // The trader's open position in the symbol, or a new one.
-    const key = bookKey(order.traderId, order.symbol);
-    let p = open.get(key);
-    if (!p) {
-      const row = Object.assign(new Position(), {
-        id: randomUUID(),
+      const venue = input.venue ? `venue ${input.venue}` : 'no venue';
+      const error = new ConflictError(
+        `Execution ${input.execId} (${venue}) is already recorded for order ${p.orderId} as ${p.quantity.toFixed()} @ ${p.price.toFixed()}` +
+          ` (commission ${p.commission.toFixed()}); a replay must repeat it exactly (order ${order.id}, ${input.quantity.toFixed()} @ ` +
+          `${input.price.toFixed()}, commission ${commission.toFixed()} differs). A genuine change is a correction (correctExecution).`,
+        { execId: input.execId, orderId: p.orderId },
+      );
+      const audit: LogEntry = {
+        orderId: order.id,
         traderId: order.traderId,
-        symbol: order.symbol,
-        status: PositionStatus.OPEN,
-        openedAt: input.executedAt,
-        closedAt: null,
-        version: 0,
-      });
-      p = { row, state: FLAT, isNew: true, dirty: true };
-      open.set(key, p);
+        action: ExecutionLogAction.DUPLICATE_IGNORED,
+        fromStatus: order.status,
+        toStatus: order.status,
+        reason: 'Replayed execution with a different order, quantity, price or commission',
+        errorCode: 'CONFLICT',
+        details: {
+          execId: input.execId,
+          venue: input.venue ?? null,
+          recorded: {
+            fillId: p.id,
+            orderId: p.orderId,
+            quantity: p.quantity.toFixed(),
+            price: p.price.toFixed(),
+            commission: p.commission.toFixed(),
+          },
+          attempted: {
+            orderId: order.id,
+            quantity: input.quantity.toFixed(),
+            price: input.price.toFixed(),
+            commission: commission.toFixed(),
+            executedAt: input.executedAt.toISOString(),
+          },
+        },
+        occurredAt: input.executedAt,
+      };
+      writes.logs.push(audit);
+      outcomes[index] = { status: 'REFUSED', error, audit };
+      continue;
     }
-    if (!touched.includes(p)) touched.push(p);
-    const { state, change } = applyFill(p.state, {
-      signedQuantity: order.side === OrderSide.BUY ? input.quantity : input.quantity.negated(),
-      price: input.price,
-      commission,
-    });
-    p.state = state;
-    p.dirty = true;
-    if (state.quantity.isZero()) {
-      p.row.status = PositionStatus.CLOSED;
-      p.row.closedAt = input.executedAt;
-      open.delete(key);
-    }
-
-    const fill = Object.assign(new Fill(), {
+    const base = order.baseStatus;
+    const exception =
+      base === OrderStatus.REPLACED
+        ? FillException.ORDER_REPLACED
+        : base === OrderStatus.REJECTED
+          ? FillException.ORDER_REJECTED
+          : null;
+    const fill: LedgerFill = {
       id: randomUUID(),
       orderId: order.id,
-      positionId: p.row.id,
-      execId: input.execId,
+      traderId: order.traderId,
+      symbol: order.symbol,
       quantity: input.quantity,
       price: input.price,
       commission,
+      signedQuantity: signed(order.side, input.quantity),
+      executedAt: input.executedAt,
+      arrival: NEW_ARRIVAL_BASE + fresh.length,
+      positionId: null,
+      overfilled: new Dec(0),
+      busted: false,
+      isNew: true,
+    };
+    const n: NewFill = {
+      fill,
+      input,
+      index,
+      order: w,
+      late: base === OrderStatus.CANCELLED || base === OrderStatus.EXPIRED,
+      exception,
+    };
+    fresh.push(n);
+    recorded.set(key, n);
+    writes.newFills.push(fill);
+    writes.newFillData.set(fill.id, {
+      execId: input.execId,
       liquidity: input.liquidity ?? null,
       venue: input.venue ?? null,
-      executedAt: input.executedAt,
+      arrivalException: exception,
+      original: { quantity: input.quantity, price: input.price, commission },
     });
-    newFills.push(fill);
-    recorded.set(`${order.id}|${input.execId}`, fill);
+  }
 
-    const from = order.status;
-    const firstFill = order.filledQuantity.isZero();
-    const complete = filled.eq(order.quantity);
-    w.notional = w.notional.plus(input.quantity.times(input.price));
-    order.filledQuantity = filled;
-    order.averageFillPrice = roundAverage(w.notional.dividedBy(filled));
-    order.status = statusAfterFill(from, complete);
-    if (complete) order.filledAt = input.executedAt;
-    w.dirty = true;
-    logs.push({
-      orderId: order.id,
-      traderId: order.traderId,
-      action: complete ? ExecutionLogAction.FILLED : ExecutionLogAction.EXECUTED,
-      fromStatus: from,
-      toStatus: order.status,
-      details: {
-        fillId: fill.id,
-        execId: fill.execId,
-        quantity: fill.quantity.toFixed(),
-        price: fill.price.toFixed(),
-        commission: commission.toFixed(),
-        venue: fill.venue,
-        executedAt: fill.executedAt.toISOString(),
-        positionId: p.row.id,
-        positionChange: change,
-        positionQuantity: state.quantity.toFixed(),
-        ...(admission === 'late' ? { late: true } : {}),
-      },
-      occurredAt: input.executedAt,
+  // 5. Each book: the fast path when every new fill is at or after the book's latest fill (in request
+  // order), else a replay from the earliest affected position.
+  const byBook = new Map<string, NewFill[]>();
+  for (const n of fresh) {
+    const k = bookKey(n.fill.traderId, n.fill.symbol);
+    byBook.set(k, [...(byBook.get(k) ?? []), n]);
+  }
+  const changes = new Map<string, BookChange>();
+  const steps = new Map<string, { before: Dec; after: Dec }>();
+  for (const [k, list] of byBook) {
+    const book = { traderId: list[0].fill.traderId, symbol: list[0].fill.symbol };
+    let latest = lastAt.get(k)?.getTime() ?? -Infinity;
+    const inOrder = list.every(({ fill }) => {
+      const ok = fill.executedAt.getTime() >= latest;
+      latest = Math.max(latest, fill.executedAt.getTime());
+      return ok;
     });
-    if (firstFill && order.positionId === null) {
-      order.positionId = p.row.id;
-      logs.push({
-        orderId: order.id,
-        traderId: order.traderId,
+    if (inOrder) {
+      const start = open.get(k) ?? null;
+      const { change } = planBook(
+        writes,
+        book,
+        start,
+        start ? [start] : [],
+        list.map((n) => n.fill),
+      );
+      changes.set(k, change);
+      // Totals incrementally: every new fill is the latest of its order too.
+      for (const n of list) {
+        const w = n.order;
+        const sum = sums.get(w.row.id) ?? { quantity: new Dec(0), notional: new Dec(0) };
+        const before = sum.quantity;
+        sum.quantity = sum.quantity.plus(n.fill.quantity);
+        sum.notional = sum.notional.plus(n.fill.quantity.times(n.fill.price));
+        sums.set(w.row.id, sum);
+        steps.set(n.fill.id, { before, after: sum.quantity });
+        const q = w.row.quantity;
+        n.fill.overfilled = Dec.max(0, sum.quantity.minus(Dec.max(before, q)));
+        if (w.row.baseStatus === OrderStatus.PENDING) w.row.baseStatus = OrderStatus.ACCEPTED;
+        Object.assign(w.row, {
+          filledQuantity: Dec.min(sum.quantity, q),
+          overfilledQuantity: Dec.max(0, sum.quantity.minus(q)),
+          averageFillPrice: divideRounded(sum.notional, sum.quantity),
+          status: derivedStatus(w.row.baseStatus, sum.quantity, q),
+          filledAt: before.lt(q) && sum.quantity.gte(q) ? n.fill.executedAt : w.row.filledAt,
+        });
+        // The order's link: the position of its first effective fill.
+        if (before.isZero()) w.row.positionId = n.fill.positionId;
+        w.dirty = true;
+      }
+    } else {
+      const changed = new Set(list.map((n) => n.order.row.id));
+      for (const n of list) {
+        if (n.order.row.baseStatus === OrderStatus.PENDING) n.order.row.baseStatus = OrderStatus.ACCEPTED;
+      }
+      const earliest = list.map((n) => n.fill).sort(compareFills)[0];
+      changes.set(
+        k,
+        await replayBook(
+          m,
+          writes,
+          book,
+          { executedAt: earliest.executedAt, arrival: NEW_ARRIVAL_BASE },
+          list.map((n) => n.fill),
+          changed,
+        ),
+      );
+    }
+  }
+
+  // 6. Log entries: one per execution (EXECUTED, FILLED or EXCEPTION), in request order; the link of
+  // an order that changed; what a replay changed for other orders.
+  const lastOfOrder = new Map<string, string>();
+  for (const n of fresh) lastOfOrder.set(n.order.row.id, n.fill.id);
+  const withArrival = new Set<string>();
+  for (const n of fresh) {
+    const w = n.order;
+    const o = w.row;
+    const step = steps.get(n.fill.id);
+    const completes = step
+      ? step.before.lt(o.quantity) && step.after.gte(o.quantity)
+      : lastOfOrder.get(o.id) === n.fill.id &&
+        w.before.status !== OrderStatus.FILLED &&
+        o.status === OrderStatus.FILLED;
+    const exception = n.exception ?? (n.fill.overfilled.gt(0) ? FillException.OVERFILL : null);
+    const change = changes.get(bookKey(o.traderId, o.symbol))!;
+    withArrival.add(o.id);
+    writes.logs.push({
+      orderId: o.id,
+      traderId: o.traderId,
+      action: exception
+        ? ExecutionLogAction.EXCEPTION
+        : completes
+          ? ExecutionLogAction.FILLED
+          : ExecutionLogAction.EXECUTED,
+      fromStatus: w.before.status as OrderStatus,
+      toStatus: o.status,
+      reason: exception ? exceptionReason(exception, n, o) : null,
+      details: {
+        event: 'ARRIVAL',
+        fillId: n.fill.id,
+        execId: n.input.execId,
+        venue: n.input.venue ?? null,
+        quantity: n.fill.quantity.toFixed(),
+        price: n.fill.price.toFixed(),
+        commission: n.fill.commission.toFixed(),
+        executedAt: n.fill.executedAt.toISOString(),
+        positionId: n.fill.positionId,
+        positionChange: writes.steps.get(n.fill.id)?.change ?? null,
+        positionQuantity: writes.steps.get(n.fill.id)?.quantity.toFixed() ?? null,
+        ...(exception ? { exception, overfilledQuantity: n.fill.overfilled.toFixed() } : {}),
+        ...(n.late ? { late: true } : {}),
+        ...(change.replayed ? { replay: bookChangeJson(change) } : {}),
+      },
+      occurredAt: n.fill.executedAt,
+    });
+  }
+  for (const id of withArrival) {
+    const w = writes.orders.get(id)!;
+    if (w.before.positionId !== w.row.positionId) {
+      writes.logs.push({
+        orderId: id,
+        traderId: w.row.traderId,
         action: ExecutionLogAction.POSITION_LINKED,
-        fromStatus: order.status,
-        toStatus: order.status,
+        fromStatus: w.row.status,
+        toStatus: w.row.status,
         reason: 'Linked to the position of its first fill',
-        details: { previousPositionId: null, positionId: p.row.id },
-        occurredAt: input.executedAt,
+        details: { event: 'ARRIVAL', previousPositionId: w.before.positionId, positionId: w.row.positionId },
+        occurredAt: fresh.find((n) => n.order.row.id === id)!.fill.executedAt,
       });
     }
-    outcomes[index] = { status: 'APPLIED', fill, order, position: p.row };
+  }
+  const replayed = [...changes.values()].filter((c) => c.replayed);
+  if (replayed.length) {
+    replayEntries(
+      writes,
+      replayed,
+      'Book replayed in event time: a fill executed earlier arrived later',
+      new Date(),
+      withArrival,
+    );
   }
 
-  // 5. Write: positions (closing ones before new ones open), then fills, orders and log entries in
-  // one statement. Times are stamped here, so the rows in memory are exactly the rows stored.
-  const now = new Date();
-  const positionRow = (p: WorkingPosition) => ({
-    id: p.row.id,
-    trader_id: p.row.traderId,
-    symbol: p.row.symbol,
-    quantity: p.state.quantity.toFixed(),
-    average_entry_price: p.state.averageEntryPrice.toFixed(),
-    cost_basis: p.state.costBasis.toFixed(),
-    realized_pnl: p.state.realizedPnl.toFixed(),
-    total_commission: p.state.totalCommission.toFixed(),
-    status: p.row.status,
-    opened_at: p.row.openedAt.toISOString(),
-    closed_at: p.row.closedAt?.toISOString() ?? null,
-    created_at: p.row.createdAt.toISOString(),
-    updated_at: now.toISOString(),
-    version: p.row.version,
-  });
-  for (const p of touched) {
-    Object.assign(p.row, p.state, {
-      updatedAt: now,
-      version: p.row.version + 1,
-      ...(p.isNew ? { createdAt: now } : {}),
-    });
-  }
-  const changedPositions = touched.filter((p) => !p.isNew && p.dirty);
-  const createdPositions = touched.filter((p) => p.isNew);
-  const POSITION_COLUMNS =
-    'id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at, created_at, updated_at, version';
-  if (changedPositions.length) {
-    await rowsOf(
-      'update_positions',
-      `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
-         realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, closed_at = v.closed_at,
-         version = v.version, updated_at = v.updated_at
-       FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
-      [JSON.stringify(changedPositions.map(positionRow))],
+  // 7. Write everything.
+  await writes.flush(m, who);
+
+  // Results: the fills as stored, their orders and positions.
+  const fills = new Map<string, Fill>();
+  for (const n of fresh) {
+    const d = writes.newFillData.get(n.fill.id)!;
+    fills.set(
+      n.fill.id,
+      Object.assign(new Fill(), {
+        id: n.fill.id,
+        orderId: n.fill.orderId,
+        traderId: n.fill.traderId,
+        symbol: n.fill.symbol,
+        positionId: n.fill.positionId,
+        execId: d.execId,
+        quantity: d.original.quantity,
+        price: d.original.price,
+        commission: d.original.commission,
+        liquidity: d.liquidity,
+        venue: d.venue,
+        executedAt: n.fill.executedAt,
+        createdAt: new Date(),
+        arrivalException: d.arrivalException,
+        overfilledQuantity: n.fill.overfilled,
+      }),
     );
   }
-  if (createdPositions.length) {
-    await rowsOf(
-      'insert_positions',
-      `INSERT INTO positions (${POSITION_COLUMNS}) SELECT ${POSITION_COLUMNS} FROM jsonb_populate_recordset(NULL::positions, $1::jsonb)`,
-      [JSON.stringify(createdPositions.map(positionRow))],
-    );
+  for (const n of fresh) {
+    const position = n.fill.positionId ? (writes.positions.get(n.fill.positionId)?.row ?? null) : null;
+    outcomes[n.index] = { status: 'APPLIED', fill: fills.get(n.fill.id)!, order: n.order.row, position };
   }
-  const changedOrders = [...orders.values()].filter((o) => o.dirty).map((o) => o.row);
-  if (newFills.length || changedOrders.length || logs.length) {
-    for (const f of newFills) Object.assign(f, { createdAt: now });
-    for (const o of changedOrders) o.updatedAt = now;
-    await rowsOf(
-      'write',
-      `WITH new_fills AS (
-         INSERT INTO fills (id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at, created_at)
-         SELECT id, order_id, position_id, exec_id, quantity, price, commission, liquidity, venue, executed_at, created_at
-         FROM jsonb_populate_recordset(NULL::fills, $1::jsonb)
-       ),
-       changed_orders AS (
-         UPDATE orders o SET status = v.status, filled_quantity = v.filled_quantity, average_fill_price = v.average_fill_price,
-           filled_at = v.filled_at, position_id = v.position_id, updated_at = v.updated_at
-         FROM jsonb_populate_recordset(NULL::orders, $2::jsonb) v WHERE o.id = v.id
-       )
-       ${logInsertSql('$3')}`,
-      [
-        JSON.stringify(
-          newFills.map((f) => ({
-            id: f.id,
-            order_id: f.orderId,
-            position_id: f.positionId,
-            exec_id: f.execId,
-            quantity: f.quantity.toFixed(),
-            price: f.price.toFixed(),
-            commission: f.commission.toFixed(),
-            liquidity: f.liquidity,
-            venue: f.venue,
-            executed_at: f.executedAt.toISOString(),
-            created_at: now.toISOString(),
-          })),
-        ),
-        JSON.stringify(
-          changedOrders.map((o) => ({
-            id: o.id,
-            status: o.status,
-            filled_quantity: o.filledQuantity.toFixed(),
-            average_fill_price: o.averageFillPrice?.toFixed() ?? null,
-            filled_at: o.filledAt?.toISOString() ?? null,
-            position_id: o.positionId,
-            updated_at: now.toISOString(),
-          })),
-        ),
-        logRowsJson(who, logs),
-      ],
-    );
+  for (const o of outcomes) {
+    const pending = (o as { pending?: NewFill } | undefined)?.pending;
+    if (o?.status === 'DUPLICATE' && pending) {
+      o.fill = fills.get(pending.fill.id)!;
+      delete (o as { pending?: NewFill }).pending;
+    }
   }
   return outcomes.map((o) => o!);
+}
+
+function originalOf(n: NewFill): { quantity: Dec; price: Dec; commission: Dec } {
+  return { quantity: n.input.quantity, price: n.input.price, commission: n.input.commission ?? new Dec(0) };
+}
+
+function exceptionReason(exception: FillException, n: NewFill, o: Order): string {
+  switch (exception) {
+    case FillException.ORDER_REPLACED:
+      return `The venue reported a fill on order ${o.id} after it was replaced (cancel/replace race); recorded and applied.`;
+    case FillException.ORDER_REJECTED:
+      return `The venue reported a fill on order ${o.id}, which was rejected; recorded and applied.`;
+    case FillException.OVERFILL:
+      return `The fill takes order ${o.id} beyond its quantity ${o.quantity.toFixed()} by ${n.fill.overfilled.toFixed()}; recorded and applied.`;
+  }
 }

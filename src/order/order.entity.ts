@@ -85,7 +85,16 @@ registerEnumType(StrategyType, { name: 'StrategyType' });
 @Check('chk_orders_filled_quantity_max', `"filled_quantity" <= "quantity"`)
 @Check('chk_orders_limit_requires_price', `"order_type" NOT IN ('LIMIT', 'STOP_LIMIT') OR "price" IS NOT NULL`)
 @Check('chk_orders_stop_requires_stop_price', `"order_type" NOT IN ('STOP', 'STOP_LIMIT') OR "stop_price" IS NOT NULL`)
-@Check('chk_orders_filled_status', `("status" = 'FILLED') = ("filled_quantity" = "quantity")`)
+@Check(
+  'chk_orders_filled_status',
+  `("status" <> 'FILLED' OR "filled_quantity" = "quantity") AND
+          ("filled_quantity" < "quantity" OR "status" IN ('FILLED', 'REPLACED', 'REJECTED'))`,
+)
+@Check(
+  'chk_orders_overfilled_quantity',
+  `"overfilled_quantity" >= 0 AND ("overfilled_quantity" = 0 OR "filled_quantity" = "quantity")`,
+)
+@Check('chk_orders_base_status', `"base_status" NOT IN ('PARTIAL', 'FILLED')`)
 export class Order {
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_orders' })
@@ -182,6 +191,16 @@ export class Order {
   @Column({ type: 'enum', enum: OrderStatus, enumName: 'order_status', default: OrderStatus.PENDING })
   status!: OrderStatus;
 
+  /** The status the order's events gave it (never PARTIAL or FILLED): `status` is derived from it and the fills. */
+  @Column({
+    name: 'base_status',
+    type: 'enum',
+    enum: OrderStatus,
+    enumName: 'order_status',
+    default: OrderStatus.PENDING,
+  })
+  baseStatus!: OrderStatus;
+
   @Field(() => String, { nullable: true, description: "The broker's raw status, kept as received." })
   @Column({ name: 'broker_status', type: 'varchar', length: 32, nullable: true })
   brokerStatus!: string | null;
@@ -196,6 +215,20 @@ export class Order {
     transformer: decimalTransformer,
   })
   filledQuantity!: Dec;
+
+  @Field(() => DecimalScalar, {
+    description:
+      "Executions the venue reported beyond the order's quantity (exceptions, DOMAIN §4): Σ fills − quantity when positive, else 0.",
+  })
+  @Column({
+    name: 'overfilled_quantity',
+    type: 'numeric',
+    precision: 30,
+    scale: 9,
+    default: 0,
+    transformer: decimalTransformer,
+  })
+  overfilledQuantity!: Dec;
 
   @Field(() => DecimalScalar, { nullable: true })
   @Column({ name: 'average_fill_price', type: 'numeric', nullable: true, transformer: decimalTransformer })

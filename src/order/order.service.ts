@@ -199,7 +199,7 @@ export async function changeOrderStatus(
   const order = await lockOrder(m, orderId);
   assertTransition(order.status, event.to, orderId);
   const at = event.occurredAt ?? new Date();
-  const changes: Record<string, unknown> = { status: event.to };
+  const changes: Record<string, unknown> = { status: event.to, base_status: event.to };
   if (event.to === OrderStatus.CANCELLED) changes.canceled_at = at.toISOString();
   if (event.to === OrderStatus.EXPIRED) changes.expired_at = at.toISOString();
   if (event.brokerOrderId) changes.broker_order_id = event.brokerOrderId;
@@ -269,7 +269,7 @@ export async function replaceOrder(
   }
   assertTransition(old.status, OrderStatus.REPLACED, orderId);
   const replacement = await submitOrder(m, who, submission, orderId);
-  await updateOrder(m, orderId, { status: OrderStatus.REPLACED });
+  await updateOrder(m, orderId, { status: OrderStatus.REPLACED, base_status: OrderStatus.REPLACED });
   await appendLogs(m, who, [
     {
       orderId,

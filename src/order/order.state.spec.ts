@@ -1,6 +1,7 @@
 import { ConflictError } from '../errors';
 import { OrderStatus } from './order.entity';
-import { assertTransition, canTransition, fillAdmission, statusAfterFill } from './order.state';
+import { Dec } from '../decimal';
+import { assertTransition, canTransition, derivedStatus, orderTotals } from './order.state';
 
 const S = OrderStatus;
 const ALL = Object.values(OrderStatus);
@@ -34,27 +35,33 @@ describe('order state machine (DOMAIN.md §2)', () => {
   });
 
   it.each([
-    [S.PENDING, 'normal'],
-    [S.ACCEPTED, 'normal'],
-    [S.PARTIAL, 'normal'],
-    [S.CANCELLED, 'late'],
-    [S.EXPIRED, 'late'],
-    [S.FILLED, 'refused'],
-    [S.REJECTED, 'refused'],
-    [S.REPLACED, 'refused'],
-  ] as const)('a fill on a %s order is %s', (status, admission) => {
-    expect(fillAdmission(status)).toBe(admission);
+    [S.ACCEPTED, '3', S.PARTIAL],
+    [S.ACCEPTED, '10', S.FILLED],
+    [S.ACCEPTED, '12', S.FILLED],
+    [S.ACCEPTED, '0', S.ACCEPTED],
+    [S.PENDING, '0', S.PENDING],
+    [S.PENDING, '3', S.PARTIAL],
+    [S.CANCELLED, '3', S.CANCELLED],
+    [S.CANCELLED, '10', S.FILLED],
+    [S.EXPIRED, '3', S.EXPIRED],
+    [S.REPLACED, '10', S.REPLACED],
+    [S.REJECTED, '1', S.REJECTED],
+  ] as const)('an order whose events made it %s with %s of 10 filled is %s', (base, filled, status) => {
+    expect(derivedStatus(base, new Dec(filled), new Dec(10))).toBe(status);
   });
 
-  it.each([
-    [S.ACCEPTED, false, S.PARTIAL],
-    [S.ACCEPTED, true, S.FILLED],
-    [S.PENDING, false, S.PARTIAL],
-    [S.PARTIAL, true, S.FILLED],
-    [S.CANCELLED, false, S.CANCELLED],
-    [S.CANCELLED, true, S.FILLED],
-    [S.EXPIRED, false, S.EXPIRED],
-  ] as const)('after a fill on %s (complete: %s) the order is %s', (from, complete, to) => {
-    expect(statusAfterFill(from, complete)).toBe(to);
+  it('totals: filled is capped at the quantity, the excess is the overfill, attributed in event time', () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
+    const t = orderTotals({ baseStatus: S.ACCEPTED, quantity: new Dec(10) }, [
+      { quantity: new Dec(9), price: new Dec(1), executedAt: at(1) },
+      { quantity: new Dec(3), price: new Dec(2), executedAt: at(2) },
+      { quantity: new Dec(1), price: new Dec(4), executedAt: at(3) },
+    ]);
+    expect(t.filledQuantity.toFixed()).toBe('10');
+    expect(t.overfilledQuantity.toFixed()).toBe('3');
+    expect(t.overfill.map((x) => x.toFixed())).toEqual(['0', '2', '1']);
+    expect(t.status).toBe(S.FILLED);
+    expect(t.filledAt).toEqual(at(2));
+    expect(t.averageFillPrice!.toFixed()).toBe('1.461538461538461538'); // 19 / 13
   });
 });

@@ -1,4 +1,6 @@
+import { Dec } from '../decimal';
 import { ConflictError } from '../errors';
+import { averageFillPrice } from '../position/position.math';
 import { OrderStatus } from './order.entity';
 
 const { PENDING, ACCEPTED, PARTIAL, FILLED, CANCELLED, REJECTED, EXPIRED, REPLACED } = OrderStatus;
@@ -32,17 +34,56 @@ export function assertTransition(from: OrderStatus, to: OrderStatus, orderId: st
 }
 
 /**
- * Whether a fill may be applied to an order in `status`: normally while it works, as a *late fill*
- * after CANCELLED or EXPIRED (the venue's word wins), never after FILLED, REJECTED or REPLACED.
+ * The status of an order from the status its events gave it (`base`: never PARTIAL or FILLED) and
+ * the sum of its effective fills (DOMAIN.md §2): REPLACED and REJECTED stay (fills there are
+ * exceptions); otherwise FILLED exactly when complete; CANCELLED and EXPIRED stay when not complete
+ * (late fills); PARTIAL when something filled; else the base status.
  */
-export function fillAdmission(status: OrderStatus): 'normal' | 'late' | 'refused' {
-  if (status === PENDING || status === ACCEPTED || status === PARTIAL) return 'normal';
-  if (status === CANCELLED || status === EXPIRED) return 'late';
-  return 'refused';
+export function derivedStatus(base: OrderStatus, filled: Dec, quantity: Dec): OrderStatus {
+  if (base === REPLACED || base === REJECTED) return base;
+  if (filled.gte(quantity)) return FILLED;
+  if (base === CANCELLED || base === EXPIRED) return base;
+  if (filled.gt(0)) return PARTIAL;
+  return base;
 }
 
-/** Status after a fill: FILLED exactly when complete; a late fill that does not complete keeps the status. */
-export function statusAfterFill(status: OrderStatus, complete: boolean): OrderStatus {
-  if (complete) return FILLED;
-  return fillAdmission(status) === 'late' ? status : PARTIAL;
+export interface OrderFillEffect {
+  quantity: Dec;
+  price: Dec;
+  executedAt: Date;
+}
+
+export interface OrderTotals {
+  filledQuantity: Dec;
+  overfilledQuantity: Dec;
+  averageFillPrice: Dec | null;
+  status: OrderStatus;
+  /** executed_at of the fill that completed the order, or null. */
+  filledAt: Date | null;
+  /** Per fill (same order as given): the part beyond the order's quantity. */
+  overfill: Dec[];
+}
+
+/**
+ * An order's totals from its effective fills in event-time order: filled = min(Σ, quantity), the
+ * excess is the overfill (and each fill's part of it, walking in event time), the average fill price
+ * over every effective fill, and the derived status.
+ */
+export function orderTotals(order: { baseStatus: OrderStatus; quantity: Dec }, fills: OrderFillEffect[]): OrderTotals {
+  let sum = new Dec(0);
+  let filledAt: Date | null = null;
+  const overfill = fills.map((f) => {
+    const before = sum;
+    sum = sum.plus(f.quantity);
+    if (filledAt === null && sum.gte(order.quantity)) filledAt = f.executedAt;
+    return Dec.max(0, sum.minus(Dec.max(before, order.quantity)));
+  });
+  return {
+    filledQuantity: Dec.min(sum, order.quantity),
+    overfilledQuantity: Dec.max(0, sum.minus(order.quantity)),
+    averageFillPrice: averageFillPrice(fills),
+    status: derivedStatus(order.baseStatus, sum, order.quantity),
+    filledAt,
+    overfill,
+  };
 }

@@ -31,6 +31,9 @@ registerEnumType(PositionStatus, { name: 'PositionStatus' });
 @Index('idx_positions_trader_opened', ['traderId', 'openedAt'])
 @Index('idx_positions_symbol', ['symbol'])
 @Index('idx_positions_status', ['status'])
+@Index('idx_positions_book_opened', ['traderId', 'symbol', 'openedAt'])
+@Index('idx_positions_flipped_from', ['flippedFromId'])
+@Check('chk_positions_contract_multiplier', `"contract_multiplier" > 0`)
 @Check('chk_positions_closed_is_flat', `"status" <> 'CLOSED' OR "quantity" = 0`)
 @Check('chk_positions_closed_at', `("status" = 'CLOSED') = ("closed_at" IS NOT NULL)`)
 @Check('chk_positions_total_commission', `"total_commission" >= 0`)
@@ -72,6 +75,27 @@ export class Position {
   @Field(() => DecimalScalar)
   @Column({ name: 'total_commission', type: 'numeric', default: 0, transformer: decimalTransformer })
   totalCommission!: Dec;
+
+  @Field(() => DecimalScalar, {
+    description: 'Contract multiplier cost and PnL were computed with (1; 100 for US equity options by OCC symbol).',
+  })
+  @Column({ name: 'contract_multiplier', type: 'numeric', default: 1, transformer: decimalTransformer })
+  contractMultiplier!: Dec;
+
+  @Field(() => ID, {
+    nullable: true,
+    description: 'The position this one was opened from by a flip (its closing fill opened this one).',
+  })
+  @Column({ name: 'flipped_from_id', type: 'uuid', nullable: true })
+  flippedFromId!: string | null;
+
+  @ManyToOne(() => Position, { onDelete: 'SET NULL', nullable: true, deferrable: 'INITIALLY DEFERRED' })
+  @JoinColumn({ name: 'flipped_from_id', foreignKeyConstraintName: 'fk_positions_flipped_from' })
+  flippedFrom?: Relation<Position> | null;
+
+  /** Version of the netting rules the row was computed with (2: event time, DOMAIN §4). */
+  @Column({ name: 'rules_version', type: 'smallint', default: 2 })
+  rulesVersion!: number;
 
   @Field(() => PositionStatus)
   @Column({ type: 'enum', enum: PositionStatus, enumName: 'position_status', default: PositionStatus.OPEN })

@@ -1,4 +1,4 @@
-import { IsOptional, IsUUID, MaxLength, ValidateNested } from 'class-validator';
+import { IsOptional, IsUUID, Length, MaxLength, ValidateNested } from 'class-validator';
 import { ArgsType, Field, ID, InputType, registerEnumType } from 'type-graphql';
 import { UUID_MESSAGE } from '../ids';
 import { PageArgs, SortDirection } from '../pagination';
@@ -77,4 +77,15 @@ export class LinkOrderArgs extends UnlinkOrderArgs {
   @Field(() => ID)
   @IsUUID('all', UUID_MESSAGE('positionId'))
   positionId!: string;
+}
+
+@ArgsType()
+export class BookArgs {
+  @Field(() => ID)
+  @IsUUID('all', UUID_MESSAGE('traderId'))
+  traderId!: string;
+
+  @Field()
+  @Length(1, 64, { message: 'symbol must be 1 to 64 characters.' })
+  symbol!: string;
 }

@@ -1,4 +1,17 @@
-import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  Field,
+  FieldResolver,
+  ID,
+  Int,
+  Mutation,
+  ObjectType,
+  Query,
+  Resolver,
+  Root,
+} from 'type-graphql';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { Fill } from '../fill/fill.entity';
@@ -9,8 +22,14 @@ import { Order } from '../order/order.entity';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { Trader } from '../trader/trader.entity';
 import { Position } from './position.entity';
-import { LinkOrderArgs, PositionsArgs, UnlinkOrderArgs } from './position.inputs';
-import { linkOrderToPosition, listPositions, recalculatePosition, unlinkOrder } from './position.service';
+import { BookArgs, LinkOrderArgs, PositionsArgs, UnlinkOrderArgs } from './position.inputs';
+import {
+  linkOrderToPosition,
+  listPositions,
+  recalculateBook,
+  recalculatePosition,
+  unlinkOrder,
+} from './position.service';
 
 @ObjectType()
 export class RecalculationResult {
@@ -19,6 +38,21 @@ export class RecalculationResult {
 
   @Field({ description: 'False when the stored figures already matched the replay of the fills.' })
   changed!: boolean;
+}
+
+@ObjectType({ description: 'What a recalculation of a book (one trader, one symbol) changed.' })
+export class BookRecalculation {
+  @Field({ description: 'False when the stored positions, fills and orders already matched the replay of the fills.' })
+  changed!: boolean;
+
+  @Field(() => [Position], { description: 'The positions of the book after the replay, oldest first.' })
+  positions!: Position[];
+
+  @Field(() => [ID], { description: 'Positions no fill explains any more, removed.' })
+  removedPositionIds!: string[];
+
+  @Field(() => Int, { description: 'Fills that moved to another position.' })
+  fillsMoved!: number;
 }
 
 export const PositionConnection = connectionType(Position, 'Position');
@@ -37,7 +71,7 @@ export class PositionResolver {
 
   @Mutation(() => Order, {
     description:
-      'Links an order to a position of the same trader and symbol by hand; its fills move with it and both positions are recomputed.',
+      'Links an order to a position of the same trader and symbol by hand: an order without fills to any; an order with fills only to the position of its first fill (positions follow fills in event time).',
   })
   linkOrderToPosition(@Args(() => LinkOrderArgs) a: LinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
     requireRole(ctx.principal, ['service', 'admin'], 'link orders to positions');
@@ -62,6 +96,26 @@ export class PositionResolver {
     requireRole(ctx.principal, ['admin'], 'recalculate positions');
     const r = await ctx.db.run((m) => recalculatePosition(m, ctx.who, assertId(positionId, 'positionId')));
     return { position: r.after, changed: r.changed };
+  }
+
+  @Mutation(() => BookRecalculation, {
+    description:
+      "Replays a whole book (a trader's fills in one symbol) in event time and corrects positions, fills' positions and orders, logging what changed (admin).",
+  })
+  async recalculateBook(@Args(() => BookArgs) a: BookArgs, @Ctx() ctx: Context): Promise<BookRecalculation> {
+    requireRole(ctx.principal, ['admin'], 'recalculate books');
+    const r = await ctx.db.run((m) => recalculateBook(m, ctx.who, a.traderId.toLowerCase(), a.symbol));
+    return {
+      changed: r.changed,
+      positions: r.positions,
+      removedPositionIds: r.change.removedPositions,
+      fillsMoved: r.change.fillsMoved,
+    };
+  }
+
+  @FieldResolver(() => Position, { nullable: true, description: 'The position this one was opened from by a flip.' })
+  flippedFrom(@Root() position: Position, @Ctx() ctx: Context): Promise<Position | null> | null {
+    return position.flippedFromId ? ctx.loaders.positionById.load(position.flippedFromId) : null;
   }
 
   @FieldResolver(() => Trader)

@@ -1,14 +1,21 @@
 import type { EntityManager } from 'typeorm';
-import { Dec } from '../decimal';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
 import { type Actor, appendLogs } from '../execution-log/execution-log.service';
-import { Order, OrderSide } from '../order/order.entity';
+import { Order } from '../order/order.entity';
 import { lockOrder } from '../order/order.service';
 import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
 import { hydrate, type RequestDb, SqlWhere, sqlRows } from '../request-db';
-import { Position, PositionStatus } from './position.entity';
-import { replayFills } from './position.math';
+import { Position } from './position.entity';
+import {
+  type BookChange,
+  bookChangeJson,
+  LedgerWrites,
+  loadLedgerFills,
+  lockBooks,
+  replayBook,
+  replayEntries,
+} from './book.service';
 import { PositionSortField, type PositionsArgs } from './position.inputs';
 
 const SORT_KEYS: Record<PositionSortField, SortKey> = {
@@ -38,85 +45,131 @@ export function listPositions(db: RequestDb, args: PositionsArgs): Promise<Conne
   });
 }
 
-/** Serialises every position change of a trader in a symbol (same key as fill ingestion). */
-export async function lockBook(m: EntityManager, traderId: string, symbol: string): Promise<void> {
-  await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`${traderId}|${symbol}`]);
-}
-
 export interface Recomputed {
   before: Position;
   after: Position;
   changed: boolean;
 }
 
-const snapshot = (p: Position) => ({
-  quantity: p.quantity.toFixed(),
-  averageEntryPrice: p.averageEntryPrice.toFixed(),
-  costBasis: p.costBasis.toFixed(),
-  realizedPnl: p.realizedPnl.toFixed(),
-  totalCommission: p.totalCommission.toFixed(),
-  status: p.status,
-});
-
-/**
- * Replays a position's fills in (executed_at, id) order and stores the result when it differs:
- * quantity, average entry, realized PnL, commission, and OPEN/CLOSED from the quantity.
- * The caller holds the book lock.
- */
-export async function recomputePosition(m: EntityManager, positionId: string): Promise<Recomputed> {
-  const [row] = (await m.query(`SELECT * FROM positions WHERE id = $1 FOR NO KEY UPDATE`, [positionId])) as Record<
-    string,
-    unknown
-  >[];
-  if (!row) throw new NotFoundError(`No position has id ${positionId}.`);
-  const before = hydrate(m, Position, row);
-  const fills = (await m.query(
-    `SELECT f.quantity::text AS q, f.price::text AS p, f.commission::text AS c, f.executed_at, o.side
-     FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.position_id = $1 ORDER BY f.executed_at, f.id`,
-    [positionId],
-  )) as { q: string; p: string; c: string; executed_at: Date; side: OrderSide }[];
-  const state = replayFills(
-    fills.map((f) => ({
-      signedQuantity: f.side === OrderSide.BUY ? new Dec(f.q) : new Dec(f.q).negated(),
-      price: new Dec(f.p),
-      commission: new Dec(f.c),
-    })),
-  );
-  const status = state.quantity.isZero() ? PositionStatus.CLOSED : PositionStatus.OPEN;
-  const next = { ...snapshot(before), ...snapshot({ ...before, ...state, status } as Position) };
-  if (JSON.stringify(next) === JSON.stringify(snapshot(before))) return { before, after: before, changed: false };
-  const closedAt = status === PositionStatus.OPEN ? null : (before.closedAt ?? fills.at(-1)?.executed_at ?? new Date());
-  try {
-    const [updated] = (await sqlRows(
-      m,
-      `UPDATE positions SET quantity = $2, average_entry_price = $3, realized_pnl = $4, total_commission = $5, status = $6, cost_basis = $8,
-         closed_at = $7, version = version + 1, updated_at = now() WHERE id = $1 RETURNING *`,
-      [
-        positionId,
-        next.quantity,
-        next.averageEntryPrice,
-        next.realizedPnl,
-        next.totalCommission,
-        status,
-        closedAt,
-        next.costBasis,
-      ],
-    )) as Record<string, unknown>[];
-    return { before, after: hydrate(m, Position, updated), changed: true };
-  } catch (error) {
-    if ((error as { constraint?: string }).constraint === 'uq_positions_open_trader_symbol') {
-      throw new ConflictError(
-        `Position ${positionId} would reopen, but the trader already has an OPEN ${before.symbol} position; move the orders to that one instead.`,
-      );
-    }
-    throw error;
-  }
+export interface BookRecomputed {
+  changed: boolean;
+  change: BookChange;
+  positions: Position[];
 }
 
 /**
- * Links an order to a position of the same trader and symbol by hand (DOMAIN.md §4): the order's
- * fills move with it, both positions are recomputed from their fills, and the change is logged
- * with the old and new position. Linking to the position it already has changes nothing.
+ * Replays a whole book (DOMAIN.md §4) from its effective fills and corrects whatever differs:
+ * positions (split, merged, removed), the fills' positions, the orders' totals, status and links.
+ * Each affected order gets a RECOVERED (or POSITION_LINKED) entry with the before and after values;
+ * a position that changed without any order changing is logged on the order of its latest fill. On a
+ * database nobody tampered with, nothing changes and nothing is written.
+ */
+export async function recalculateBook(
+  m: EntityManager,
+  who: Actor,
+  traderId: string,
+  symbol: string,
+  at: { executedAt: Date; arrival: number } | 'all' = 'all',
+): Promise<BookRecomputed> {
+  await lockBooks(m, [{ traderId, symbol }]);
+  const orderIds = (
+    (await m.query(`SELECT DISTINCT order_id FROM fills WHERE trader_id = $1 AND symbol = $2`, [traderId, symbol])) as {
+      order_id: string;
+    }[]
+  ).map((r) => r.order_id);
+  const writes = new LedgerWrites();
+  const change = await replayBook(m, writes, { traderId, symbol }, at, [], new Set(orderIds));
+  if (at === 'all') {
+    // Positions of the book that no fill explains (none of the replay's): removed.
+    const kept = new Set(writes.positions.keys());
+    for (const r of (await m.query(
+      `SELECT id FROM positions WHERE trader_id = $1 AND symbol = $2 ORDER BY id FOR NO KEY UPDATE`,
+      [traderId, symbol],
+    )) as { id: string }[]) {
+      if (!kept.has(r.id) && !writes.removedPositions.has(r.id)) {
+        writes.removedPositions.add(r.id);
+        change.removedPositions.push(r.id);
+      }
+    }
+    for (const w of writes.orders.values()) {
+      if (w.row.positionId && writes.removedPositions.has(w.row.positionId)) {
+        w.row.positionId = null;
+        w.dirty = true;
+      }
+    }
+  }
+  const reason = `Book ${symbol} of trader ${traderId} recalculated from its fills`;
+  replayEntries(writes, [change], reason, new Date(), new Set());
+  const logged = new Set(writes.logs.map((l) => l.orderId));
+  const changedPositions = [...change.positions.map((p) => p.id), ...change.removedPositions];
+  if (changedPositions.length && !writes.logs.length) {
+    // Only position figures changed: log it on the order of the book's latest fill.
+    const [latest] = (await m.query(
+      `SELECT order_id FROM fills WHERE trader_id = $1 AND symbol = $2 ORDER BY executed_at DESC, arrival DESC LIMIT 1`,
+      [traderId, symbol],
+    )) as { order_id: string }[];
+    const orderId = latest?.order_id;
+    if (orderId && !logged.has(orderId)) {
+      const [o] = (await m.query(`SELECT status FROM orders WHERE id = $1`, [orderId])) as { status: string }[];
+      writes.logs.push({
+        orderId,
+        traderId,
+        action: ExecutionLogAction.RECOVERED,
+        fromStatus: o.status as Order['status'],
+        toStatus: o.status as Order['status'],
+        reason,
+        details: { event: 'REPLAY', books: [bookChangeJson(change)] },
+        occurredAt: new Date(),
+      });
+    }
+  }
+  const changed =
+    changedPositions.length > 0 ||
+    change.fillsMoved > 0 ||
+    writes.logs.length > 0 ||
+    [...writes.movedFills.values()].some((f) => f.from !== f.positionId || !f.overfilled.eq(f.overfilledBefore));
+  if (changed) {
+    await writes.flush(m, who);
+  }
+  const positions = [...writes.positions.values()]
+    .map((p) => p.row)
+    .sort((a, b) => a.openedAt.getTime() - b.openedAt.getTime());
+  return { changed, change, positions };
+}
+
+/**
+ * Recalculates a position: replays its book from that position on (a position is a pure function of
+ * its book, so it cannot be recomputed alone) and reports the position before and after.
+ */
+export async function recalculatePosition(m: EntityManager, who: Actor, positionId: string): Promise<Recomputed> {
+  const [row] = (await m.query(`SELECT * FROM positions WHERE id = $1`, [positionId])) as Record<string, unknown>[];
+  if (!row) throw new NotFoundError(`No position has id ${positionId}.`);
+  const before = hydrate(m, Position, row);
+  const [first] = (await m.query(
+    `SELECT executed_at, arrival::text AS arrival FROM fills WHERE position_id = $1 ORDER BY executed_at, arrival LIMIT 1`,
+    [positionId],
+  )) as { executed_at: Date; arrival: string }[];
+  const result = await recalculateBook(
+    m,
+    who,
+    before.traderId,
+    before.symbol,
+    first ? { executedAt: first.executed_at, arrival: Number(first.arrival) } : 'all',
+  );
+  const after = result.positions.find((p) => p.id === positionId);
+  if (!after) {
+    throw new ConflictError(
+      `Position ${positionId} is explained by no fill of its book: the recalculation removed it (see the log of the book's orders).`,
+    );
+  }
+  return { before, after, changed: result.changed };
+}
+
+/**
+ * Links an order to a position by hand (DOMAIN.md §4). Positions are a pure function of the book's
+ * fills in event time, so an order with fills can be linked only to the position of its first fill
+ * (repairing a missing or wrong link); an order without fills can be linked to any position of the
+ * same trader and symbol. Logged with the old and new position and the actor.
  */
 export async function linkOrderToPosition(
   m: EntityManager,
@@ -125,7 +178,7 @@ export async function linkOrderToPosition(
   positionId: string,
   reason: string | null,
 ): Promise<Order> {
-  const order = await lockOrder(m, orderId);
+  const { order, firstFillPosition } = await lockOrderAndBook(m, orderId);
   const [row] = (await m.query(`SELECT * FROM positions WHERE id = $1`, [positionId])) as Record<string, unknown>[];
   if (!row) throw new NotFoundError(`No position has id ${positionId}.`);
   const target = hydrate(m, Position, row);
@@ -136,45 +189,67 @@ export async function linkOrderToPosition(
       { field: 'positionId' },
     );
   }
+  if (firstFillPosition !== undefined && firstFillPosition !== positionId) {
+    throw new ConflictError(
+      `Order ${orderId} has fills, and its first fill is in position ${firstFillPosition}: positions follow the fills in event time ` +
+        `(DOMAIN §4), so it can be linked only to that position. To change where fills go, correct or bust the executions.`,
+      { positionId: firstFillPosition },
+    );
+  }
   if (order.positionId === positionId) return order;
-  return moveOrder(m, who, order, positionId, reason);
+  return setLink(m, who, order, positionId, reason);
 }
 
-/** Unlinks an order from its position: its fills leave the position, which is recomputed. */
+/** Unlinks an order without fills from its position (an order with fills belongs where its fills are). */
 export async function unlinkOrder(
   m: EntityManager,
   who: Actor,
   orderId: string,
   reason: string | null,
 ): Promise<Order> {
-  const order = await lockOrder(m, orderId);
+  const { order, firstFillPosition } = await lockOrderAndBook(m, orderId);
   if (!order.positionId) throw new ConflictError(`Order ${orderId} is not linked to a position.`);
-  return moveOrder(m, who, order, null, reason);
+  if (firstFillPosition !== undefined) {
+    throw new ConflictError(
+      `Order ${orderId} has fills in position ${firstFillPosition}; an order with fills stays linked to the position of its first fill ` +
+        `(DOMAIN §4). Bust the executions if they did not happen.`,
+    );
+  }
+  return setLink(m, who, order, null, reason);
 }
 
-async function moveOrder(
+/** The book lock, then the order's lock (the lock order of every writer), and where its first effective fill is. */
+async function lockOrderAndBook(
+  m: EntityManager,
+  orderId: string,
+): Promise<{ order: Order; firstFillPosition: string | null | undefined }> {
+  const [ref] = (await m.query(`SELECT trader_id, symbol FROM orders WHERE id = $1`, [orderId])) as {
+    trader_id: string;
+    symbol: string;
+  }[];
+  if (!ref) throw new NotFoundError(`No order has id ${orderId}.`);
+  await lockBooks(m, [{ traderId: ref.trader_id, symbol: ref.symbol }]);
+  const order = await lockOrder(m, orderId);
+  const [first] = await loadLedgerFills(
+    m,
+    `f.order_id = $1 AND coalesce(c.kind::text, '') <> 'BUST' ORDER BY f.executed_at, f.arrival LIMIT 1`,
+    [orderId],
+  );
+  return { order, firstFillPosition: first ? first.positionId : undefined };
+}
+
+async function setLink(
   m: EntityManager,
   who: Actor,
   order: Order,
   positionId: string | null,
   reason: string | null,
 ): Promise<Order> {
-  await lockBook(m, order.traderId, order.symbol);
-  const previous = order.positionId;
-  const moved = await sqlRows(m, `UPDATE fills SET position_id = $2 WHERE order_id = $1 RETURNING id`, [
-    order.id,
-    positionId,
-  ]);
   const [updated] = await sqlRows(
     m,
     `UPDATE orders SET position_id = $2, updated_at = now() WHERE id = $1 RETURNING *`,
     [order.id, positionId],
   );
-  // The position that loses fills first (it may close), then the one that gains them (it may reopen).
-  // The book lock makes the order of these row locks safe.
-  const affected = [previous, positionId].filter((id): id is string => !!id);
-  const results = new Map<string, Recomputed>();
-  for (const id of affected) results.set(id, await recomputePosition(m, id));
   await appendLogs(m, who, [
     {
       orderId: order.id,
@@ -183,50 +258,9 @@ async function moveOrder(
       fromStatus: order.status,
       toStatus: order.status,
       reason,
-      details: {
-        previousPositionId: previous,
-        positionId,
-        fillsMoved: moved.length,
-        positions: Object.fromEntries(
-          [...results].map(([id, r]) => [id, { before: snapshot(r.before), after: snapshot(r.after) }]),
-        ),
-      },
+      details: { previousPositionId: order.positionId, positionId },
       occurredAt: new Date(),
     },
   ]);
   return hydrate(m, Order, updated);
-}
-
-/**
- * Replays a position's fills and corrects it. When something changed, a RECOVERED entry with the
- * before and after values goes to the trail of the order of the position's latest fill (the log is
- * kept per order); a position without any order gets no entry.
- */
-export async function recalculatePosition(m: EntityManager, who: Actor, positionId: string): Promise<Recomputed> {
-  const [row] = (await m.query(`SELECT trader_id, symbol FROM positions WHERE id = $1`, [positionId])) as {
-    trader_id: string;
-    symbol: string;
-  }[];
-  if (!row) throw new NotFoundError(`No position has id ${positionId}.`);
-  const [latest] = (await m.query(
-    `SELECT id FROM orders WHERE id = (SELECT order_id FROM fills WHERE position_id = $1 ORDER BY executed_at DESC, id DESC LIMIT 1)
-     UNION ALL (SELECT id FROM orders WHERE position_id = $1 ORDER BY created_at DESC LIMIT 1) LIMIT 1`,
-    [positionId],
-  )) as { id: string }[];
-  if (latest) await lockOrder(m, latest.id);
-  await lockBook(m, row.trader_id, row.symbol);
-  const result = await recomputePosition(m, positionId);
-  if (result.changed && latest) {
-    await appendLogs(m, who, [
-      {
-        orderId: latest.id,
-        traderId: row.trader_id,
-        action: ExecutionLogAction.RECOVERED,
-        reason: `Position ${positionId} recalculated from its fills`,
-        details: { positionId, before: snapshot(result.before), after: snapshot(result.after) },
-        occurredAt: new Date(),
-      },
-    ]);
-  }
-  return result;
 }
