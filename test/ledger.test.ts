@@ -394,3 +394,33 @@ describe('existing data is brought to the new rules (point 2)', () => {
     expect((await upgradeLedger(app.dataSource)).books).toBe(0);
   });
 });
+
+describe('concurrency', () => {
+  it('concurrent out-of-order fills, batches and a bust on one book: all applied, and the book equals its replay', async () => {
+    const t = await newTrader();
+    const buys = await Promise.all([1, 2, 3].map(() => order(t, 'BUY', '100')));
+    const sells = await Promise.all([1, 2, 3].map(() => order(t, 'SELL', '100')));
+    const BATCH = `mutation($inputs: [RecordExecutionInput!]!) { recordExecutions(inputs: $inputs) { applied refused } }`;
+    // A deterministic shuffle of event times: every request has its own, out of order.
+    const seconds = Array.from({ length: 24 }, (_, i) => (i * 7) % 24);
+    const results = await Promise.all(
+      seconds.map((s, i) => {
+        const o = (i % 2 ? sells : buys)[i % 3];
+        const input = {
+          orderId: o,
+          execId: `CC-${t}-${i}`,
+          quantity: String(1 + (i % 4)),
+          price: String(100 + s),
+          executedAt: at(s),
+        };
+        return i % 5 === 0 ? app.run(BATCH, { inputs: [input] }, SERVICE) : app.run(RECORD, { input }, SERVICE);
+      }),
+    );
+    expect(results.filter((r) => r.errors)).toEqual([]);
+    await ok(BUST, { input: { correctionId: `CC-${t}-bust`, execId: `CC-${t}-3`, reason: 'broken' } });
+    const r = await ok(RECALC_BOOK, { t, s: 'AAPL' }, { sub: 'admin', role: 'admin', traderId: null });
+    expect(r.recalculateBook).toMatchObject({ changed: false, fillsMoved: 0 });
+    const [{ n }] = await app.dataSource.query(`SELECT count(*)::int AS n FROM fills WHERE trader_id = $1`, [t]);
+    expect(n).toBe(24);
+  });
+});

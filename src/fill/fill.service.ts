@@ -242,8 +242,8 @@ export async function applyExecutions(
       const venue = input.venue ? `venue ${input.venue}` : 'no venue';
       const error = new ConflictError(
         `Execution ${input.execId} (${venue}) is already recorded for order ${p.orderId} as ${p.quantity.toFixed()} @ ${p.price.toFixed()}` +
-          ` (commission ${p.commission.toFixed()}); a replay must repeat it exactly (order ${order.id}, ${input.quantity.toFixed()} @ ` +
-          `${input.price.toFixed()}, commission ${commission.toFixed()} differs). A genuine change is a correction (correctExecution).`,
+          ` (commission ${p.commission.toFixed()}); this replay (order ${order.id}, ${input.quantity.toFixed()} @ ${input.price.toFixed()},` +
+          ` commission ${commission.toFixed()}) differs, so it is refused. A genuine change is a correction (correctExecution).`,
         { execId: input.execId, orderId: p.orderId },
       );
       const audit: LogEntry = {
@@ -464,8 +464,19 @@ export async function applyExecutions(
     );
   }
 
-  // 7. Write everything.
-  await writes.flush(m, who);
+  // 7. Write everything. Two requests recording the same (venue, execId) on orders of different books
+  // at the same instant do not see each other before this point: the unique index decides.
+  try {
+    await writes.flush(m, who);
+  } catch (error) {
+    if ((error as { constraint?: string }).constraint === 'uq_fills_venue_exec_id') {
+      throw new ConflictError(
+        'An execution with the same venue and execId was recorded by a concurrent request; nothing was recorded. ' +
+          'Send it again: an exact replay answers DUPLICATE.',
+      );
+    }
+    throw error;
+  }
 
   // Results: the fills as stored, their orders and positions.
   const fills = new Map<string, Fill>();

@@ -118,6 +118,14 @@ export class PositionResolver {
     return position.flippedFromId ? ctx.loaders.positionById.load(position.flippedFromId) : null;
   }
 
+  @FieldResolver(() => Position, {
+    nullable: true,
+    description: 'The position the flip that closed this one opened (its closing fill belongs to that one).',
+  })
+  async flippedTo(@Root() position: Position, @Ctx() ctx: Context): Promise<Position | null> {
+    return (await ctx.loaders.positionsByFlippedFromId.load(position.id))[0] ?? null;
+  }
+
   @FieldResolver(() => Trader)
   async trader(@Root() position: Position, @Ctx() ctx: Context): Promise<Trader> {
     return (await ctx.loaders.traderById.load(position.traderId)) as Trader;
