@@ -60,8 +60,9 @@ export class EventTimeLedger1795243000000 implements MigrationInterface {
     await q.query(
       `ALTER TABLE "fills" ADD CONSTRAINT "fk_fills_trader" FOREIGN KEY ("trader_id") REFERENCES "traders" ("id") ON DELETE RESTRICT`,
     );
+    // Not bounded by "quantity": a correction can raise a fill's effective quantity above the recorded one.
     await q.query(
-      `ALTER TABLE "fills" ADD CONSTRAINT "chk_fills_overfilled_quantity" CHECK ("overfilled_quantity" >= 0 AND "overfilled_quantity" <= "quantity")`,
+      `ALTER TABLE "fills" ADD CONSTRAINT "chk_fills_overfilled_quantity" CHECK ("overfilled_quantity" >= 0)`,
     );
     await q.query(`DROP INDEX "uq_fills_order_exec_id"`);
     await q.query(`CREATE UNIQUE INDEX "uq_fills_venue_exec_id" ON "fills" ((coalesce("venue", '')), "exec_id")`);

@@ -8,16 +8,19 @@
  *   options: --scenarios N (default 1000)  --seed N (first seed, default 1)  --plans N (orderings per
  *            scenario, default 2)  --keep-going (run all, then shrink the smallest failure)
  *            --no-shrink  --shrink-seconds N (default 180)  --large (bigger scenarios)
+ *            --concurrency N (scenarios at a time, default 2)
+ *            --replay FILE (run the scenario JSON a failure printed, e.g. after a fix)
  *
  * Prints progress, a summary and the smallest failing scenario (JSON); exits 1 on any failure.
  */
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 // The app logs every internal error as JSON; a failure here is reported by this script instead.
 process.env.LOG_LEVEL ??= 'fatal';
 import globalSetup from '../test/global-setup';
 import globalTeardown from '../test/global-teardown';
-import { createTestDatabase, startTestApp } from '../test/harness';
-import { checkScenario, type Failure, report, shrinkFailure } from '../test/property/run';
+import { adminQuery, createTestDatabase, startTestApp } from '../test/harness';
+import { report, runSeeds, shrinkFailure } from '../test/property/run';
 import { type GenOptions, SMALL, type Scenario, generate, size } from '../test/property/scenario';
 
 function option(name: string, fallback: number): number {
@@ -40,31 +43,43 @@ async function main(): Promise<number> {
   };
   const keepGoing = flag('keep-going');
   const shrinkSeconds = option('shrink-seconds', 180);
+  const concurrency = Math.max(1, option('concurrency', 2));
+  const replayIndex = process.argv.indexOf('--replay');
+  const replayFile = replayIndex > 0 ? process.argv[replayIndex + 1] : null;
 
   await globalSetup();
   const db = await createTestDatabase();
+  // Only this scratch database: commits need not wait for the WAL flush.
+  await adminQuery(`ALTER DATABASE "${db.name}" SET synchronous_commit = off`);
   const app = await startTestApp(db.url, { poolMax: 4 });
   const started = Date.now();
-  const failed: { seed: number; scenario: Scenario; failures: Failure[] }[] = [];
   let ran = 0;
   try {
-    console.log(`Ledger property test: ${scenarios} scenarios from seed ${firstSeed}, ${opts.plans} orderings each`);
-    for (let seed = firstSeed; seed < firstSeed + scenarios; seed++) {
-      const scenario = generate(seed, opts);
-      const failures = await checkScenario(app, scenario);
-      ran += 1;
-      if (failures.length > 0) {
-        failed.push({ seed, scenario, failures });
-        console.log(`  seed ${seed}: FAILED (${failures.map((f) => f.kind).join(', ')})`);
-        if (!keepGoing) break;
-      }
-      if (ran % 50 === 0 || seed === firstSeed + scenarios - 1) {
-        const s = (Date.now() - started) / 1000;
-        console.log(
-          `  ${ran}/${scenarios} scenarios, ${failed.length} failed, ${s.toFixed(1)} s (${(ran / s).toFixed(1)}/s)`,
-        );
-      }
-    }
+    // --replay FILE: the scenario printed by an earlier failure (JSON) instead of generated ones.
+    const replayed = replayFile ? (JSON.parse(readFileSync(replayFile, 'utf8')) as Scenario) : null;
+    const seeds = replayed ? [replayed.seed] : Array.from({ length: scenarios }, (_, i) => firstSeed + i);
+    console.log(
+      replayed
+        ? `Ledger property test: the scenario in ${replayFile}`
+        : `Ledger property test: ${scenarios} scenarios from seed ${firstSeed}, ${opts.plans} orderings each, ${concurrency} at a time`,
+    );
+    const failed = await runSeeds(app, seeds, {
+      generate: (seed) => replayed ?? generate(seed, opts),
+      concurrency,
+      keepGoing,
+      onResult: (seed, failures, done) => {
+        ran = done;
+        if (failures.length > 0) {
+          console.log(`  seed ${seed}: FAILED (${[...new Set(failures.map((f) => f.kind))].join(', ')})`);
+          for (const f of failures.slice(0, 3))
+            console.log(`    [${f.kind}] ${f.message.split('\n').slice(0, 6).join('\n    ')}`);
+        }
+        if (done % 100 === 0 || done === seeds.length) {
+          const s = (Date.now() - started) / 1000;
+          console.log(`  ${done}/${seeds.length} scenarios, ${s.toFixed(1)} s (${(done / s).toFixed(1)}/s)`);
+        }
+      },
+    });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     console.log(
       `\nSummary: ${ran} scenarios run in ${seconds} s, ${ran - failed.length} passed, ${failed.length} failed` +

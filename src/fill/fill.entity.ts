@@ -51,7 +51,7 @@ registerEnumType(Liquidity, { name: 'Liquidity' });
 @Check('chk_fills_quantity_positive', `"quantity" > 0`)
 @Check('chk_fills_price_positive', `"price" > 0`)
 @Check('chk_fills_commission_nonnegative', `"commission" >= 0`)
-@Check('chk_fills_overfilled_quantity', `"overfilled_quantity" >= 0 AND "overfilled_quantity" <= "quantity"`)
+@Check('chk_fills_overfilled_quantity', `"overfilled_quantity" >= 0`)
 export class Fill {
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_fills' })
