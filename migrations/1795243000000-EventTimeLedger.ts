@@ -57,9 +57,6 @@ export class EventTimeLedger1795243000000 implements MigrationInterface {
       WHERE o.id = f.order_id AND r.id = f.id`);
     await q.query(`SELECT setval('fills_arrival_seq', coalesce((SELECT max(arrival) FROM fills), 0) + 1, false)`);
     await q.query(`ALTER TABLE "fills" ALTER "trader_id" SET NOT NULL, ALTER "symbol" SET NOT NULL`);
-    await q.query(
-      `ALTER TABLE "fills" ADD CONSTRAINT "fk_fills_trader" FOREIGN KEY ("trader_id") REFERENCES "traders" ("id") ON DELETE RESTRICT`,
-    );
     // Not bounded by "quantity": a correction can raise a fill's effective quantity above the recorded one.
     await q.query(
       `ALTER TABLE "fills" ADD CONSTRAINT "chk_fills_overfilled_quantity" CHECK ("overfilled_quantity" >= 0)`,
@@ -67,11 +64,15 @@ export class EventTimeLedger1795243000000 implements MigrationInterface {
     await q.query(`DROP INDEX "uq_fills_order_exec_id"`);
     await q.query(`CREATE UNIQUE INDEX "uq_fills_venue_exec_id" ON "fills" ((coalesce("venue", '')), "exec_id")`);
     await q.query(`CREATE INDEX "idx_fills_book" ON "fills" ("trader_id", "symbol", "executed_at", "arrival")`);
-    await q.query(`CREATE UNIQUE INDEX "uq_fills_arrival" ON "fills" ("arrival")`);
 
     // Orders: the status from events alone, and the excess over the quantity.
     await q.query(`ALTER TABLE "orders" ADD "base_status" "order_status"`);
     await q.query(`ALTER TABLE "orders" ADD "overfilled_quantity" numeric(30,9) NOT NULL DEFAULT '0'`);
+    // The exact Σ q·p of each order's fills: the average fill price is derived from it.
+    await q.query(`ALTER TABLE "orders" ADD "fill_notional" numeric NOT NULL DEFAULT '0'`);
+    await q.query(
+      `UPDATE orders o SET fill_notional = s.n FROM (SELECT order_id, sum(quantity * price) AS n FROM fills GROUP BY order_id) s WHERE s.order_id = o.id`,
+    );
     await q.query(`
       UPDATE orders o SET base_status = CASE
         WHEN o.status NOT IN ('PARTIAL', 'FILLED') THEN o.status
@@ -207,13 +208,14 @@ export class EventTimeLedger1795243000000 implements MigrationInterface {
     await q.query(
       `ALTER TABLE "orders" ADD CONSTRAINT "chk_orders_filled_status" CHECK (("status" = 'FILLED') = ("filled_quantity" = "quantity"))`,
     );
-    await q.query(`ALTER TABLE "orders" DROP COLUMN "overfilled_quantity", DROP COLUMN "base_status"`);
-    await q.query(`DROP INDEX "uq_fills_arrival"`);
+    await q.query(
+      `ALTER TABLE "orders" DROP COLUMN "fill_notional", DROP COLUMN "overfilled_quantity", DROP COLUMN "base_status"`,
+    );
     await q.query(`DROP INDEX "idx_fills_book"`);
     await q.query(`DROP INDEX "uq_fills_venue_exec_id"`);
     await q.query(`CREATE UNIQUE INDEX "uq_fills_order_exec_id" ON "fills" ("order_id", "exec_id")`);
     await q.query(`
-      ALTER TABLE "fills" DROP CONSTRAINT "chk_fills_overfilled_quantity", DROP CONSTRAINT "fk_fills_trader",
+      ALTER TABLE "fills" DROP CONSTRAINT "chk_fills_overfilled_quantity",
         DROP COLUMN "overfilled_quantity", DROP COLUMN "arrival_exception", DROP COLUMN "arrival",
         DROP COLUMN "symbol", DROP COLUMN "trader_id"`);
     await q.query(`DROP TYPE "fill_exception"`);

@@ -564,6 +564,7 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
     });
     const from = order.status;
     order.filledQuantity = order.filledQuantity.plus(qty);
+    order.fillNotional = (order.fillNotional ?? new Dec(0)).plus(qty.times(new Dec(f.price)));
     order.averageFillPrice = averageFillPrice(
       fills.filter((x) => x.orderId === order.id) as { quantity: Dec; price: Dec }[],
     );

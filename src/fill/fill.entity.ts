@@ -14,7 +14,6 @@ import {
 import { bigintTransformer, type Dec, decimalTransformer } from '../decimal';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
-import { Trader } from '../trader/trader.entity';
 import { DecimalScalar } from '../scalars';
 
 export enum FillException {
@@ -43,7 +42,6 @@ registerEnumType(Liquidity, { name: 'Liquidity' });
 @Entity({ name: 'fills' })
 // Unique per venue, a null venue being one venue: an expression index, created by the migration.
 @Index('uq_fills_venue_exec_id', { synchronize: false })
-@Index('uq_fills_arrival', ['arrival'], { unique: true })
 @Index('idx_fills_book', ['traderId', 'symbol', 'executedAt', 'arrival'])
 @Index('idx_fills_order', ['orderId'])
 @Index('idx_fills_timestamp', ['executedAt'])
@@ -65,13 +63,10 @@ export class Fill {
   @JoinColumn({ name: 'order_id', foreignKeyConstraintName: 'fk_fills_order' })
   readonly order?: Relation<Order>;
 
+  /** Its order's trader, copied so that a book is one index range (its order's foreign key covers it). */
   @Field(() => ID, { description: "The trader whose book the fill belongs to (its order's trader)." })
   @Column({ name: 'trader_id', type: 'uuid' })
   readonly traderId!: string;
-
-  @ManyToOne(() => Trader, { onDelete: 'RESTRICT', nullable: false })
-  @JoinColumn({ name: 'trader_id', foreignKeyConstraintName: 'fk_fills_trader' })
-  readonly trader?: Relation<Trader>;
 
   @Field({ description: "The order's symbol." })
   @Column({ type: 'varchar', length: 64 })

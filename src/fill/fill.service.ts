@@ -135,55 +135,38 @@ export async function applyExecutions(
       ? writes.orders.get(i.orderId.toLowerCase())
       : orderByClientId.get(`${i.traderId?.toLowerCase()}|${i.clientOrderId}`);
 
-  // 2. In one statement: each order's effective totals so far, the fills already recorded under these
-  // (venue, execId) keys, and the event time of each book's latest fill.
+  // 2. In one statement: the fills already recorded under these (venue, execId) keys, and the event
+  // time of each book's latest fill. (Each order's exact sums are on its row.)
   const books = new Map<string, { traderId: string; symbol: string }>();
   for (const w of writes.orders.values()) books.set(bookKey(w.row.traderId, w.row.symbol), w.row);
   const known = new Map<string, Fill>();
-  const sums = new Map<string, { quantity: Dec; notional: Dec }>();
   const lastAt = new Map<string, Date>();
   if (writes.orders.size) {
     const keys = [...new Map(live.map(({ input }) => [execKey(input.venue, input.execId), input])).values()];
     const bookList = [...books.values()];
     for (const r of await rowsOf(
       'known',
-      `SELECT 's' AS k, o.id AS order_id, s.quantity, s.notional, NULL::timestamptz AS last_at, NULL::jsonb AS fill
-       FROM unnest($1::uuid[]) AS o(id)
-       CROSS JOIN LATERAL (
-         SELECT sum(e.q)::text AS quantity, sum(e.q * e.p)::text AS notional
-         FROM fills f LEFT JOIN LATERAL (SELECT kind, quantity, price FROM fill_corrections c
-                                         WHERE c.fill_id = f.id ORDER BY c.seq DESC LIMIT 1) c ON true
-         CROSS JOIN LATERAL (SELECT CASE WHEN c.kind = 'BUST' THEN 0 ELSE coalesce(c.quantity, f.quantity) END AS q,
-                                    coalesce(c.price, f.price) AS p) e
-         WHERE f.order_id = o.id) s
-       UNION ALL
-       SELECT 'f', f.order_id, NULL, NULL, NULL,
+      `SELECT NULL AS book, NULL::timestamptz AS last_at,
          to_jsonb(f) || jsonb_build_object('quantity', f.quantity::text, 'price', f.price::text,
-           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text)
-       FROM fills f WHERE (coalesce(f.venue, ''), f.exec_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text) AS fill
+       FROM fills f WHERE (coalesce(f.venue, ''), f.exec_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
        UNION ALL
-       SELECT 'b', NULL, b.t::text || '|' || b.s, NULL, l.executed_at, NULL
-       FROM unnest($4::uuid[], $5::text[]) AS b(t, s)
+       SELECT b.t::text || '|' || b.s, l.executed_at, NULL
+       FROM unnest($3::uuid[], $4::text[]) AS b(t, s)
        CROSS JOIN LATERAL (SELECT executed_at FROM fills f WHERE f.trader_id = b.t AND f.symbol = b.s
                            ORDER BY executed_at DESC, arrival DESC LIMIT 1) l`,
       [
-        [...writes.orders.keys()],
         keys.map((i) => i.venue ?? ''),
         keys.map((i) => i.execId),
         bookList.map((b) => b.traderId),
         bookList.map((b) => b.symbol),
       ],
     )) {
-      if (r.k === 's') {
-        sums.set(r.order_id as string, {
-          quantity: new Dec((r.quantity as string | null) ?? 0),
-          notional: new Dec((r.notional as string | null) ?? 0),
-        });
-      } else if (r.k === 'f') {
+      if (r.fill) {
         const f = hydrate(m, Fill, r.fill as Record<string, unknown>);
         known.set(execKey(f.venue, f.execId), f);
       } else {
-        lastAt.set(r.quantity as string, r.last_at as Date);
+        lastAt.set(r.book as string, r.last_at as Date);
       }
     }
   }
@@ -351,25 +334,26 @@ export async function applyExecutions(
       // Totals incrementally: every new fill is the latest of its order too.
       for (const n of list) {
         const w = n.order;
-        const sum = sums.get(w.row.id) ?? { quantity: new Dec(0), notional: new Dec(0) };
-        const before = sum.quantity;
-        sum.quantity = sum.quantity.plus(n.fill.quantity);
-        sum.notional = sum.notional.plus(n.fill.quantity.times(n.fill.price));
-        sums.set(w.row.id, sum);
-        steps.set(n.fill.id, { before, after: sum.quantity });
         const q = w.row.quantity;
+        const before = w.row.filledQuantity.plus(w.row.overfilledQuantity);
+        const sum = { quantity: before.plus(n.fill.quantity) };
+        w.row.fillNotional = w.row.fillNotional.plus(n.fill.quantity.times(n.fill.price));
+        steps.set(n.fill.id, { before, after: sum.quantity });
         n.fill.overfilled = Dec.max(0, sum.quantity.minus(Dec.max(before, q)));
         if (w.row.baseStatus === OrderStatus.PENDING) w.row.baseStatus = OrderStatus.ACCEPTED;
         Object.assign(w.row, {
           filledQuantity: Dec.min(sum.quantity, q),
           overfilledQuantity: Dec.max(0, sum.quantity.minus(q)),
-          averageFillPrice: divideRounded(sum.notional, sum.quantity),
           status: derivedStatus(w.row.baseStatus, sum.quantity, q),
           filledAt: before.lt(q) && sum.quantity.gte(q) ? n.fill.executedAt : w.row.filledAt,
         });
         // The order's link: the position of its first effective fill.
         if (before.isZero()) w.row.positionId = n.fill.positionId;
         w.dirty = true;
+      }
+      // Each order's average fill price once, from its exact sums.
+      for (const w of new Set(list.map((n) => n.order))) {
+        w.row.averageFillPrice = divideRounded(w.row.fillNotional, w.row.filledQuantity.plus(w.row.overfilledQuantity));
       }
     } else {
       const changed = new Set(list.map((n) => n.order.row.id));
@@ -467,7 +451,7 @@ export async function applyExecutions(
   // 7. Write everything. Two requests recording the same (venue, execId) on orders of different books
   // at the same instant do not see each other before this point: the unique index decides.
   try {
-    await writes.flush(m, who);
+    await writes.flush(m, who, rowsOf);
   } catch (error) {
     if ((error as { constraint?: string }).constraint === 'uq_fills_venue_exec_id') {
       throw new ConflictError(

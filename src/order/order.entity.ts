@@ -230,6 +230,10 @@ export class Order {
   })
   overfilledQuantity!: Dec;
 
+  /** Σ quantity × price of the order's effective fills, exact: the average fill price is derived from it. */
+  @Column({ name: 'fill_notional', type: 'numeric', default: 0, transformer: decimalTransformer })
+  fillNotional!: Dec;
+
   @Field(() => DecimalScalar, { nullable: true })
   @Column({ name: 'average_fill_price', type: 'numeric', nullable: true, transformer: decimalTransformer })
   averageFillPrice!: Dec | null;

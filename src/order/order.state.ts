@@ -55,6 +55,8 @@ export interface OrderFillEffect {
 
 export interface OrderTotals {
   filledQuantity: Dec;
+  /** Σ q·p, exact. */
+  fillNotional: Dec;
   overfilledQuantity: Dec;
   averageFillPrice: Dec | null;
   status: OrderStatus;
@@ -80,6 +82,7 @@ export function orderTotals(order: { baseStatus: OrderStatus; quantity: Dec }, f
   });
   return {
     filledQuantity: Dec.min(sum, order.quantity),
+    fillNotional: fills.reduce((n, f) => n.plus(f.quantity.times(f.price)), new Dec(0)),
     overfilledQuantity: Dec.max(0, sum.minus(order.quantity)),
     averageFillPrice: averageFillPrice(fills),
     status: derivedStatus(order.baseStatus, sum, order.quantity),

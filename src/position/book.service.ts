@@ -6,7 +6,7 @@ import { type Actor, type LogEntry, logInsertSql, logRowsJson } from '../executi
 import type { JsonObject } from '../scalars';
 import { Order, OrderSide } from '../order/order.entity';
 import { orderTotals } from '../order/order.state';
-import { hydrate, sqlRows } from '../request-db';
+import { hydrate } from '../request-db';
 import { contractMultiplier } from './instrument';
 import { Position, PositionStatus } from './position.entity';
 import { type BookFill, netBook, type PositionChange, type PositionState } from './position.math';
@@ -185,8 +185,16 @@ export class LedgerWrites {
   /** How each fill changed its position in the (re)play, and the position's quantity after it. */
   readonly steps = new Map<string, { change: PositionChange; quantity: Dec }>();
 
-  /** Writes it all. Positions: closing ones first, removed ones, then the rest, then new ones (one OPEN per book). */
-  async flush(m: EntityManager, who: Actor): Promise<void> {
+  /**
+   * Writes it all. Positions: closing ones first, removed ones, then the rest, then new ones (one
+   * OPEN per book). `run` may send the fixed statements as prepared ones (the single-execution path).
+   */
+  async flush(
+    m: EntityManager,
+    who: Actor,
+    run: (name: string, sql: string, params: unknown[]) => Promise<unknown> = (_name, sql, params) =>
+      m.query(sql, params),
+  ): Promise<void> {
     const now = new Date();
     const planned = [...this.positions.values()].filter((p) => p.changed || p.isNew);
     for (const p of planned) {
@@ -197,8 +205,8 @@ export class LedgerWrites {
     const json = (ps: PlannedPosition[]) => JSON.stringify(ps.map((p) => positionRow(p.row)));
     const update = (ps: PlannedPosition[]) =>
       ps.length
-        ? sqlRows(
-            m,
+        ? run(
+            'update_positions',
             `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
                realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, opened_at = v.opened_at,
                closed_at = v.closed_at, flipped_from_id = v.flipped_from_id, contract_multiplier = v.contract_multiplier,
@@ -215,7 +223,8 @@ export class LedgerWrites {
     await update(existing.filter((p) => p.row.status === PositionStatus.OPEN));
     const created = planned.filter((p) => p.isNew);
     if (created.length) {
-      await m.query(
+      await run(
+        'insert_positions',
         `INSERT INTO positions (${POSITION_COLUMNS}) SELECT ${POSITION_COLUMNS} FROM jsonb_populate_recordset(NULL::positions, $1::jsonb)`,
         [json(created)],
       );
@@ -231,78 +240,102 @@ export class LedgerWrites {
     ) {
       return;
     }
-    await m.query(
-      `WITH new_fills AS (
+    // One statement: only the parts that have rows (each combination is its own prepared statement).
+    const candidates: { name: string; sql: (p: string) => string; json: () => string; rows: number }[] = [
+      {
+        name: 'f',
+        rows: this.newFills.length,
+        sql: (p) => `new_fills AS (
          INSERT INTO fills (id, order_id, trader_id, symbol, position_id, exec_id, quantity, price, commission, liquidity, venue,
            executed_at, created_at, arrival_exception, overfilled_quantity)
          SELECT v.id, v.order_id, v.trader_id, v.symbol, v.position_id, v.exec_id, v.quantity, v.price, v.commission, v.liquidity,
            v.venue, v.executed_at, v.created_at, v.arrival_exception, v.overfilled_quantity
-         FROM jsonb_populate_recordset(NULL::fills, $1::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality
-       ),
-       moved_fills AS (
+         FROM jsonb_populate_recordset(NULL::fills, ${p}::jsonb) WITH ORDINALITY AS v ORDER BY v.ordinality
+       )`,
+        json: () =>
+          JSON.stringify(
+            this.newFills.map((f) => {
+              const d = this.newFillData.get(f.id)!;
+              return {
+                id: f.id,
+                order_id: f.orderId,
+                trader_id: f.traderId,
+                symbol: f.symbol,
+                position_id: f.positionId,
+                exec_id: d.execId,
+                quantity: d.original.quantity.toFixed(),
+                price: d.original.price.toFixed(),
+                commission: d.original.commission.toFixed(),
+                liquidity: d.liquidity,
+                venue: d.venue,
+                executed_at: f.executedAt.toISOString(),
+                created_at: now.toISOString(),
+                arrival_exception: d.arrivalException,
+                overfilled_quantity: f.overfilled.toFixed(),
+              };
+            }),
+          ),
+      },
+      {
+        name: 'm',
+        rows: this.movedFills.size,
+        sql: (p) => `moved_fills AS (
          UPDATE fills f SET position_id = v.position_id, overfilled_quantity = v.overfilled_quantity
-         FROM jsonb_populate_recordset(NULL::fills, $2::jsonb) v WHERE f.id = v.id
-       ),
-       changed_orders AS (
+         FROM jsonb_populate_recordset(NULL::fills, ${p}::jsonb) v WHERE f.id = v.id
+       )`,
+        json: () =>
+          JSON.stringify(
+            [...this.movedFills].map(([id, v]) => ({
+              id,
+              position_id: v.positionId,
+              overfilled_quantity: v.overfilled.toFixed(),
+            })),
+          ),
+      },
+      {
+        name: 'o',
+        rows: orders.length,
+        sql: (p) => `changed_orders AS (
          UPDATE orders o SET status = v.status, filled_quantity = v.filled_quantity, overfilled_quantity = v.overfilled_quantity,
-           average_fill_price = v.average_fill_price, filled_at = v.filled_at, position_id = v.position_id,
-           base_status = v.base_status, updated_at = v.updated_at
-         FROM jsonb_populate_recordset(NULL::orders, $3::jsonb) v WHERE o.id = v.id
-       ),
-       corrections AS (
+           fill_notional = v.fill_notional, average_fill_price = v.average_fill_price, filled_at = v.filled_at,
+           position_id = v.position_id, base_status = v.base_status, updated_at = v.updated_at
+         FROM jsonb_populate_recordset(NULL::orders, ${p}::jsonb) v WHERE o.id = v.id
+       )`,
+        json: () =>
+          JSON.stringify(
+            orders.map((o) => ({
+              id: o.id,
+              status: o.status,
+              base_status: o.baseStatus,
+              filled_quantity: o.filledQuantity.toFixed(),
+              overfilled_quantity: o.overfilledQuantity.toFixed(),
+              fill_notional: o.fillNotional.toFixed(),
+              average_fill_price: o.averageFillPrice?.toFixed() ?? null,
+              filled_at: o.filledAt?.toISOString() ?? null,
+              position_id: o.positionId,
+              updated_at: now.toISOString(),
+            })),
+          ),
+      },
+      {
+        name: 'c',
+        rows: this.corrections.length,
+        sql: (p) => `corrections AS (
          INSERT INTO fill_corrections (id, fill_id, trader_id, symbol, correction_id, kind, quantity, price, commission,
            previous_quantity, previous_price, previous_commission, reason, actor, source, created_at)
          SELECT id, fill_id, trader_id, symbol, correction_id, kind, quantity, price, commission,
            previous_quantity, previous_price, previous_commission, reason, actor, source, created_at
-         FROM jsonb_populate_recordset(NULL::fill_corrections, $4::jsonb)
-       )
-       ${logInsertSql('$5')}`,
-      [
-        JSON.stringify(
-          this.newFills.map((f) => {
-            const d = this.newFillData.get(f.id)!;
-            return {
-              id: f.id,
-              order_id: f.orderId,
-              trader_id: f.traderId,
-              symbol: f.symbol,
-              position_id: f.positionId,
-              exec_id: d.execId,
-              quantity: d.original.quantity.toFixed(),
-              price: d.original.price.toFixed(),
-              commission: d.original.commission.toFixed(),
-              liquidity: d.liquidity,
-              venue: d.venue,
-              executed_at: f.executedAt.toISOString(),
-              created_at: now.toISOString(),
-              arrival_exception: d.arrivalException,
-              overfilled_quantity: f.overfilled.toFixed(),
-            };
-          }),
-        ),
-        JSON.stringify(
-          [...this.movedFills].map(([id, v]) => ({
-            id,
-            position_id: v.positionId,
-            overfilled_quantity: v.overfilled.toFixed(),
-          })),
-        ),
-        JSON.stringify(
-          orders.map((o) => ({
-            id: o.id,
-            status: o.status,
-            base_status: o.baseStatus,
-            filled_quantity: o.filledQuantity.toFixed(),
-            overfilled_quantity: o.overfilledQuantity.toFixed(),
-            average_fill_price: o.averageFillPrice?.toFixed() ?? null,
-            filled_at: o.filledAt?.toISOString() ?? null,
-            position_id: o.positionId,
-            updated_at: now.toISOString(),
-          })),
-        ),
-        JSON.stringify(this.corrections.map((c) => ({ ...c, created_at: now.toISOString() }))),
-        logRowsJson(who, this.logs),
-      ],
+         FROM jsonb_populate_recordset(NULL::fill_corrections, ${p}::jsonb)
+       )`,
+        json: () => JSON.stringify(this.corrections.map((c) => ({ ...c, created_at: now.toISOString() }))),
+      },
+    ];
+    const parts = candidates.filter((part) => part.rows > 0);
+    const ctes = parts.map((part, i) => part.sql(`$${i + 1}`));
+    await run(
+      `write_${parts.map((part) => part.name).join('')}`,
+      `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}${logInsertSql(`$${parts.length + 1}`)}`,
+      [...parts.map((part) => part.json()), logRowsJson(who, this.logs)],
     );
   }
 }
@@ -580,6 +613,7 @@ export function applyTotals(writes: LedgerWrites, w: WorkingOrder, fills: Ledger
   });
   Object.assign(w.row, {
     filledQuantity: totals.filledQuantity,
+    fillNotional: totals.fillNotional,
     overfilledQuantity: totals.overfilledQuantity,
     averageFillPrice: totals.averageFillPrice,
     status: totals.status,

@@ -135,51 +135,47 @@ export function netBook<F extends BookFill>(
   m: Dec,
 ): Segment<F>[] {
   const segments: Segment<F>[] = [];
-  let current: Segment<F> | null = start
-    ? { fills: [], ...start, closedAt: null, flipped: false, lastChange: null, steps: new Map() }
-    : null;
-  if (current) segments.push(current);
-  const averageOf = (state: PositionState, previous: Dec): Dec => averageEntryPrice(state, m) ?? previous;
+  // The last open state of each segment: its average is computed once, at the end (display only).
+  const lastOpen = new Map<Segment<F>, PositionState>();
+  const open = (state: PositionState, openedAt: Date, flipped: boolean, averageEntryPrice = new Dec(0)): Segment<F> => {
+    const segment: Segment<F> = {
+      fills: [],
+      state,
+      averageEntryPrice,
+      openedAt,
+      closedAt: null,
+      flipped,
+      lastChange: null,
+      steps: new Map(),
+    };
+    segments.push(segment);
+    return segment;
+  };
+  let current: Segment<F> | null = start ? open(start.state, start.openedAt, false, start.averageEntryPrice) : null;
   for (const f of fills) {
-    if (!current) {
-      current = {
-        fills: [],
-        state: FLAT,
-        averageEntryPrice: new Dec(0),
-        openedAt: f.executedAt,
-        closedAt: null,
-        flipped: false,
-        lastChange: null,
-        steps: new Map(),
-      };
-      segments.push(current);
-    }
+    current ??= open(FLAT, f.executedAt, false);
     const step = applyFill(current.state, f, m);
     current.lastChange = step.change;
     current.state = step.state;
     if (step.change === 'FLIP') {
       current.closedAt = f.executedAt;
-      current = {
-        fills: [f],
-        state: step.opened,
-        averageEntryPrice: averageOf(step.opened, new Dec(0)),
-        openedAt: f.executedAt,
-        closedAt: null,
-        flipped: true,
-        lastChange: 'FLIP',
-        steps: new Map([[f, { change: 'FLIP', quantity: step.opened.quantity }]]),
-      };
-      segments.push(current);
+      current = open(step.opened, f.executedAt, true);
+      current.lastChange = 'FLIP';
+      current.fills.push(f);
+      current.steps.set(f, { change: 'FLIP', quantity: step.opened.quantity });
+      lastOpen.set(current, step.opened);
       continue;
     }
     current.fills.push(f);
     current.steps.set(f, { change: step.change, quantity: step.state.quantity });
-    current.averageEntryPrice = averageOf(step.state, current.averageEntryPrice);
     if (step.change === 'CLOSE') {
       current.closedAt = f.executedAt;
       current = null;
+    } else {
+      lastOpen.set(current, step.state);
     }
   }
+  for (const [segment, state] of lastOpen) segment.averageEntryPrice = averageEntryPrice(state, m)!;
   return segments;
 }
 
