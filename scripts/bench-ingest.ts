@@ -5,6 +5,7 @@
  * on that server and dropped afterwards), else a temporary embedded PostgreSQL.
  * Then the cost of event time: one out-of-order fill into a 1,000-fill book, and a bust.
  *   npm run bench:ingest -- --single 5000 --batches 40 --books 5
+ * BENCH_CPU_PROF=DIR writes a CPU profile of the server (node --cpu-prof) into DIR.
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
@@ -72,19 +73,26 @@ async function main(): Promise<void> {
   const token = await mintToken(secret, { sub: 'bench-gateway', role: 'service' });
   // The server as it is deployed: its own process (the load generator must not share its event loop).
   const port = await freePort();
-  const server = spawn(process.execPath, [path.join(__dirname, '..', 'src', 'index.js')], {
-    env: {
-      ...process.env,
-      DATABASE_URL: withDatabase(adminUrl, name),
-      NODE_ENV: 'production',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'error',
-      TRADETRAIL_DEMO_DATA: 'off',
-      TRADETRAIL_JWT_SECRET: secret,
+  const server = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []),
+      path.join(__dirname, '..', 'src', 'index.js'),
+    ],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL: withDatabase(adminUrl, name),
+        NODE_ENV: 'production',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'error',
+        TRADETRAIL_DEMO_DATA: 'off',
+        TRADETRAIL_JWT_SECRET: secret,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  );
   await new Promise<void>((resolve, reject) => {
     server.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
     server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
@@ -196,7 +204,7 @@ async function main(): Promise<void> {
       await post(BUST, { input: { correctionId: `bust-${b}`, execId: `B${b}-0`, reason: 'benchmark bust' } }),
     );
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : NaN);
 
   const [{ fills }] = await ds.query(`SELECT count(*)::int AS fills FROM fills`);
   const failures = (r: autocannon.Result) => r.non2xx + r.errors + r.timeouts;

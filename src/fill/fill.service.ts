@@ -108,14 +108,12 @@ export async function applyExecutions(
   const byRef = live.filter(({ input }) => !input.orderId).map(({ input }) => input);
   const orderRows = await rowsOf(
     'lock_orders',
-    `WITH refs AS (
-       SELECT id, trader_id, symbol FROM orders
-       WHERE id = ANY($1::uuid[]) OR (trader_id, client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
-     )
-     SELECT o.* FROM orders o
-     WHERE o.id IN (SELECT id FROM refs)
-       AND (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))
-            FROM (SELECT DISTINCT trader_id || '|' || symbol AS k FROM refs ORDER BY 1) books) >= 0
+    `SELECT o.* FROM orders o
+     WHERE (o.id = ANY($1::uuid[]) OR (o.trader_id, o.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[])))
+       AND (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (
+              SELECT DISTINCT r.trader_id || '|' || r.symbol AS k FROM orders r
+              WHERE r.id = ANY($1::uuid[]) OR (r.trader_id, r.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
+              ORDER BY 1) books) >= 0
      ORDER BY o.id FOR NO KEY UPDATE`,
     [
       live.map(({ input }) => input.orderId).filter(Boolean),
@@ -135,20 +133,32 @@ export async function applyExecutions(
       ? writes.orders.get(i.orderId.toLowerCase())
       : orderByClientId.get(`${i.traderId?.toLowerCase()}|${i.clientOrderId}`);
 
-  // 2. In one statement: the fills already recorded under these (venue, execId) keys, and the event
-  // time of each book's latest fill. (Each order's exact sums are on its row.)
+  // 2. In one statement (the books are locked, so nothing of theirs changes under us): their open
+  // positions, locked; the fills already recorded under these (venue, execId) keys; and the event
+  // time of each book's latest fill. Numerics travel as text inside the JSON.
   const books = new Map<string, { traderId: string; symbol: string }>();
   for (const w of writes.orders.values()) books.set(bookKey(w.row.traderId, w.row.symbol), w.row);
   const known = new Map<string, Fill>();
   const lastAt = new Map<string, Date>();
+  const open = new Map<string, Position>();
   if (writes.orders.size) {
     const keys = [...new Map(live.map(({ input }) => [execKey(input.venue, input.execId), input])).values()];
     const bookList = [...books.values()];
     for (const r of await rowsOf(
       'known',
-      `SELECT NULL AS book, NULL::timestamptz AS last_at,
+      `WITH open AS (
+         SELECT * FROM positions WHERE status = 'OPEN' AND (trader_id, symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[]))
+         ORDER BY id FOR NO KEY UPDATE
+       )
+       SELECT 'p' AS k, NULL::timestamptz AS last_at,
+         to_jsonb(p) || jsonb_build_object('quantity', p.quantity::text, 'average_entry_price', p.average_entry_price::text,
+           'cost_basis', p.cost_basis::text, 'realized_pnl', p.realized_pnl::text, 'total_commission', p.total_commission::text,
+           'contract_multiplier', p.contract_multiplier::text) AS row
+       FROM open p
+       UNION ALL
+       SELECT 'f', NULL,
          to_jsonb(f) || jsonb_build_object('quantity', f.quantity::text, 'price', f.price::text,
-           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text) AS fill
+           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text)
        FROM fills f WHERE (coalesce(f.venue, ''), f.exec_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
        UNION ALL
        SELECT b.t::text || '|' || b.s, l.executed_at, NULL
@@ -162,27 +172,15 @@ export async function applyExecutions(
         bookList.map((b) => b.symbol),
       ],
     )) {
-      if (r.fill) {
-        const f = hydrate(m, Fill, r.fill as Record<string, unknown>);
+      if (r.k === 'p') {
+        const p = hydrate(m, Position, r.row as Record<string, unknown>);
+        open.set(bookKey(p.traderId, p.symbol), p);
+      } else if (r.k === 'f') {
+        const f = hydrate(m, Fill, r.row as Record<string, unknown>);
         known.set(execKey(f.venue, f.execId), f);
       } else {
-        lastAt.set(r.book as string, r.last_at as Date);
+        lastAt.set(r.k as string, r.last_at as Date);
       }
-    }
-  }
-
-  // 3. The open positions of those books, locked.
-  const open = new Map<string, Position>();
-  if (books.size) {
-    const list = [...books.values()];
-    for (const r of await rowsOf(
-      'open_positions',
-      `SELECT * FROM positions WHERE status = 'OPEN' AND (trader_id, symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))
-       ORDER BY id FOR NO KEY UPDATE`,
-      [list.map((b) => b.traderId), list.map((b) => b.symbol)],
-    )) {
-      const p = hydrate(m, Position, r);
-      open.set(bookKey(p.traderId, p.symbol), p);
     }
   }
 
