@@ -106,20 +106,25 @@ export async function applyExecutions(
   // 1. The books of the orders named (advisory locks, sorted), then the orders themselves, locked.
   // The uncorrelated subquery runs once, before the first row is locked.
   const byRef = live.filter(({ input }) => !input.orderId).map(({ input }) => input);
+  // Orders named by id only (a gateway's usual call) need no look-up by client order id.
+  const match = (t: string) =>
+    byRef.length
+      ? `(${t}.id = ANY($1::uuid[]) OR (${t}.trader_id, ${t}.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[])))`
+      : `${t}.id = ANY($1::uuid[])`;
   const orderRows = await rowsOf(
-    'lock_orders',
+    byRef.length ? 'lock_orders' : 'lock_orders_by_id',
     `SELECT o.* FROM orders o
-     WHERE (o.id = ANY($1::uuid[]) OR (o.trader_id, o.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[])))
+     WHERE ${match('o')}
        AND (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (
-              SELECT DISTINCT r.trader_id || '|' || r.symbol AS k FROM orders r
-              WHERE r.id = ANY($1::uuid[]) OR (r.trader_id, r.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[]))
-              ORDER BY 1) books) >= 0
+              SELECT DISTINCT r.trader_id || '|' || r.symbol AS k FROM orders r WHERE ${match('r')} ORDER BY 1) books) >= 0
      ORDER BY o.id FOR NO KEY UPDATE`,
-    [
-      live.map(({ input }) => input.orderId).filter(Boolean),
-      byRef.map((i) => i.traderId),
-      byRef.map((i) => i.clientOrderId),
-    ],
+    byRef.length
+      ? [
+          live.map(({ input }) => input.orderId).filter(Boolean),
+          byRef.map((i) => i.traderId),
+          byRef.map((i) => i.clientOrderId),
+        ]
+      : [live.map(({ input }) => input.orderId)],
   );
   const writes = new LedgerWrites();
   const orderByClientId = new Map<string, WorkingOrder>();

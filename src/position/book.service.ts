@@ -116,6 +116,8 @@ interface PlannedPosition {
   isNew: boolean;
   before: ReturnType<typeof snapshot> | null;
   changed: boolean;
+  /** Its opening, flip link or multiplier changed too (only a replay does that). */
+  restructured: boolean;
 }
 
 /** What a ledger change did to a book, for the log entry of whatever caused it. */
@@ -203,17 +205,27 @@ export class LedgerWrites {
       if (p.isNew) p.row.createdAt = now;
     }
     const json = (ps: PlannedPosition[]) => JSON.stringify(ps.map((p) => positionRow(p.row)));
+    // The fast path changes only the figures; a replay may also move an opening, a flip link or a multiplier.
     const update = (ps: PlannedPosition[]) =>
       ps.length
-        ? run(
-            'update_positions',
-            `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
-               realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, opened_at = v.opened_at,
-               closed_at = v.closed_at, flipped_from_id = v.flipped_from_id, contract_multiplier = v.contract_multiplier,
-               rules_version = 2, version = v.version, updated_at = v.updated_at
-             FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
-            [json(ps)],
-          )
+        ? ps.some((p) => p.restructured)
+          ? run(
+              'replay_positions',
+              `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
+                 realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, opened_at = v.opened_at,
+                 closed_at = v.closed_at, flipped_from_id = v.flipped_from_id, contract_multiplier = v.contract_multiplier,
+                 rules_version = 2, version = v.version, updated_at = v.updated_at
+               FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
+              [json(ps)],
+            )
+          : run(
+              'update_positions',
+              `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
+                 realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, closed_at = v.closed_at,
+                 version = v.version, updated_at = v.updated_at
+               FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
+              [json(ps)],
+            )
         : undefined;
     const existing = planned.filter((p) => !p.isNew);
     await update(existing.filter((p) => p.row.status === PositionStatus.CLOSED));
@@ -437,15 +449,18 @@ export function planBook(
       contractMultiplier: m,
     };
     const after = snapshot({ state: segment.state, status, averageEntryPrice: segment.averageEntryPrice });
+    const restructured =
+      !!stored &&
+      (stored.openedAt.getTime() !== next.openedAt.getTime() ||
+        stored.flippedFromId !== flippedFromId ||
+        !stored.contractMultiplier.eq(m));
     const changed =
       !stored ||
+      restructured ||
       JSON.stringify(before) !== JSON.stringify(after) ||
-      stored.openedAt.getTime() !== next.openedAt.getTime() ||
-      (stored.closedAt?.getTime() ?? null) !== (next.closedAt?.getTime() ?? null) ||
-      stored.flippedFromId !== flippedFromId ||
-      !stored.contractMultiplier.eq(m);
+      (stored.closedAt?.getTime() ?? null) !== (next.closedAt?.getTime() ?? null);
     Object.assign(row, next);
-    writes.positions.set(row.id, { row, isNew: !stored, before, changed });
+    writes.positions.set(row.id, { row, isNew: !stored, before, changed, restructured });
     if (changed) change.positions.push({ id: row.id, before, after });
     for (const f of segment.fills) {
       positionOf.set(f.id, row.id);
