@@ -62,7 +62,9 @@ export class EventTimeLedger1795243000000 implements MigrationInterface {
       `ALTER TABLE "fills" ADD CONSTRAINT "chk_fills_overfilled_quantity" CHECK ("overfilled_quantity" >= 0)`,
     );
     await q.query(`DROP INDEX "uq_fills_order_exec_id"`);
-    await q.query(`CREATE UNIQUE INDEX "uq_fills_venue_exec_id" ON "fills" ((coalesce("venue", '')), "exec_id")`);
+    // exec_id first: under row-level security only leakproof conditions reach an index, and
+    // `exec_id = $1` is one where `coalesce(venue, '') = $1` is not.
+    await q.query(`CREATE UNIQUE INDEX "uq_fills_venue_exec_id" ON "fills" ("exec_id", (coalesce("venue", '')))`);
     await q.query(`CREATE INDEX "idx_fills_book" ON "fills" ("trader_id", "symbol", "executed_at", "arrival")`);
 
     // Orders: the status from events alone, and the excess over the quantity.

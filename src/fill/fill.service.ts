@@ -164,7 +164,8 @@ export async function applyExecutions(
        SELECT 'f', NULL,
          to_jsonb(f) || jsonb_build_object('quantity', f.quantity::text, 'price', f.price::text,
            'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text)
-       FROM fills f WHERE (coalesce(f.venue, ''), f.exec_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+       FROM unnest($1::text[], $2::text[]) AS x(venue, exec_id)
+       JOIN fills f ON f.exec_id = x.exec_id AND coalesce(f.venue, '') = x.venue
        UNION ALL
        SELECT b.t::text || '|' || b.s, l.executed_at, NULL
        FROM unnest($3::uuid[], $4::text[]) AS b(t, s)
