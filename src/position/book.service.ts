@@ -144,7 +144,7 @@ interface MovedFill {
 export interface WorkingOrder {
   row: Order;
   before: { status: string; filledQuantity: string; overfilledQuantity: string; positionId: string | null };
-  /** Effective stored fills (all of them) when the totals are recomputed from the list. */
+  /** Changed by this request: written by `flush`. */
   dirty: boolean;
 }
 

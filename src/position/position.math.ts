@@ -119,8 +119,6 @@ export interface Segment<F extends BookFill> {
   closedAt: Date | null;
   /** Opened by the flip of the segment before it. */
   flipped: boolean;
-  /** How the last fill changed it. */
-  lastChange: PositionChange | null;
   /** How each of its fills changed it, and the quantity after it. */
   steps: Map<F, { change: PositionChange; quantity: Dec }>;
 }
@@ -145,7 +143,6 @@ export function netBook<F extends BookFill>(
       openedAt,
       closedAt: null,
       flipped,
-      lastChange: null,
       steps: new Map(),
     };
     segments.push(segment);
@@ -155,12 +152,10 @@ export function netBook<F extends BookFill>(
   for (const f of fills) {
     current ??= open(FLAT, f.executedAt, false);
     const step = applyFill(current.state, f, m);
-    current.lastChange = step.change;
     current.state = step.state;
     if (step.change === 'FLIP') {
       current.closedAt = f.executedAt;
       current = open(step.opened, f.executedAt, true);
-      current.lastChange = 'FLIP';
       current.fills.push(f);
       current.steps.set(f, { change: 'FLIP', quantity: step.opened.quantity });
       lastOpen.set(current, step.opened);
