@@ -20,6 +20,7 @@ import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
 import { config } from '../src/config';
 import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
+import { generateLogKeyPem } from '../src/execution-log/log-key';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
         LOG_LEVEL: 'error',
         TRADETRAIL_DEMO_DATA: 'off',
         TRADETRAIL_JWT_SECRET: secret,
+        TRADETRAIL_LOG_SIGNING_KEY: generateLogKeyPem(),
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -229,7 +231,31 @@ async function main(): Promise<void> {
     `  bustExecution of that book's first fill (replays the book): median ${median(bustMs).toFixed(1)} ms ` +
       `(${bustMs.map((x) => x.toFixed(0)).join(', ')} ms)`,
   );
-  console.log(`  fills in the database: ${fills} (expected ${200 + SINGLE + BATCHES * BATCH_SIZE + BOOKS * 1001})\n`);
+  console.log(`  fills in the database: ${fills} (expected ${200 + SINGLE + BATCHES * BATCH_SIZE + BOOKS * 1001})`);
+
+  // The verifiable log: how long after an entry was recorded the first signed checkpoint covered it.
+  const logged = async () =>
+    (
+      await ds.query(`SELECT (SELECT count(*) FROM execution_logs)::int AS entries,
+        (SELECT tree_size FROM log_tree_state)::int AS integrated`)
+    )[0] as { entries: number; integrated: number };
+  const waitUntil = Date.now() + 30_000;
+  let log = await logged();
+  while (log.integrated < log.entries && Date.now() < waitUntil) {
+    await new Promise((r) => setTimeout(r, 100));
+    log = await logged();
+  }
+  const [delay] = await ds.query(`
+    WITH d AS (
+      SELECT extract(epoch FROM c.signed_at - l.recorded_at) * 1000 AS ms
+      FROM log_leaves x JOIN execution_logs l ON l.id = x.entry_id
+      CROSS JOIN LATERAL (SELECT signed_at FROM log_checkpoints c WHERE c.tree_size > x.leaf_index ORDER BY tree_size LIMIT 1) c)
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+           max(ms) AS max, (SELECT count(*) FROM log_checkpoints)::int AS checkpoints FROM d`);
+  console.log(
+    `  log entries: ${log.entries}, in the signed tree: ${log.integrated}; recorded → covered by a signed checkpoint: ` +
+      `p50 ${Math.round(delay.p50)} ms, p99 ${Math.round(delay.p99)} ms, max ${Math.round(delay.max)} ms (${delay.checkpoints} checkpoints)\n`,
+  );
 
   const exited = new Promise((resolve) => server.on('exit', resolve));
   server.kill('SIGTERM');

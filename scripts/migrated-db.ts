@@ -2,13 +2,19 @@ import type { DataSource } from 'typeorm';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
 import { config } from '../src/config';
 import { resolveDatabase } from '../src/db';
+import { setSealKey } from '../src/execution-log/entry-encoding';
+import { loadLogKey } from '../src/execution-log/log-key';
 
 /**
  * Runs `work` on the configured database (DATABASE_URL, else the embedded one, started for the
  * command or reused from a running `npm start`), which must be fully migrated; always cleans up.
  */
 export async function withMigratedDatabase<T>(work: (dataSource: DataSource) => Promise<T>): Promise<T> {
+  // Entries this command writes are sealed with the log key, as the server's are.
+  const logKey = loadLogKey(config());
+  setSealKey(logKey.key.sealKey);
   const db = await resolveDatabase(config());
+  logKey.save?.();
   try {
     AppDataSource.setOptions(dataSourceOptions(db.url));
     await AppDataSource.initialize();

@@ -46,6 +46,17 @@ export interface Config {
    * a US equity option named by its OCC symbol, else 1.
    */
   contractMultipliers: Readonly<Record<string, string>>;
+  /**
+   * The Ed25519 key that signs checkpoints and seals log entries (PKCS#8 PEM text, or a path to a PEM
+   * file). Required with DATABASE_URL; on the embedded database one is created in the data directory.
+   */
+  logSigningKey: string | undefined;
+  /** The log's name in its checkpoints (the signed note's origin line and key name). */
+  logOrigin: string;
+  /** How often this process integrates new log entries into the tree and signs a checkpoint; 0: never. */
+  logIntegrationMs: number;
+  /** An append-only file every new checkpoint is also written to (one signed note per block). */
+  checkpointFile: string | undefined;
 }
 
 const ENV_NAMES = [
@@ -73,6 +84,10 @@ const ENV_NAMES = [
   'TRADETRAIL_MAX_TOKENS',
   'TRADETRAIL_STATEMENT_TIMEOUT_MS',
   'TRADETRAIL_CONTRACT_MULTIPLIERS',
+  'TRADETRAIL_LOG_SIGNING_KEY',
+  'TRADETRAIL_LOG_ORIGIN',
+  'TRADETRAIL_LOG_INTEGRATION_MS',
+  'TRADETRAIL_CHECKPOINT_FILE',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
 type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
@@ -173,7 +188,22 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     maxTokens: intIn(env, 'TRADETRAIL_MAX_TOKENS', 5000, 100, 1_000_000),
     statementTimeoutMs: intIn(env, 'TRADETRAIL_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
     contractMultipliers: multipliers(env.TRADETRAIL_CONTRACT_MULTIPLIERS),
+    logSigningKey: env.TRADETRAIL_LOG_SIGNING_KEY || undefined,
+    logOrigin: logOrigin(env.TRADETRAIL_LOG_ORIGIN),
+    logIntegrationMs: intIn(env, 'TRADETRAIL_LOG_INTEGRATION_MS', 250, 0, 60_000),
+    checkpointFile: env.TRADETRAIL_CHECKPOINT_FILE ? path.resolve(cwd, env.TRADETRAIL_CHECKPOINT_FILE) : undefined,
   };
+}
+
+/** A signed note's key name: printable ASCII without spaces or '+' (C2SP signed-note). */
+function logOrigin(value: string | undefined): string {
+  const origin = value || 'tradetrail';
+  if (!/^[\x21-\x2a\x2c-\x7e]{1,128}$/.test(origin)) {
+    throw new ConfigError(
+      `TRADETRAIL_LOG_ORIGIN must be 1 to 128 printable ASCII characters without spaces or "+"; got "${origin}".`,
+    );
+  }
+  return origin;
 }
 
 /** `ES=50,NQ=20,SPY240426C00555000=100`: symbol=multiplier pairs, each multiplier a positive number. */

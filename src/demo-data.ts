@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { Dec } from './decimal';
-import { ExecutionLog, ExecutionLogAction } from './execution-log/execution-log.entity';
+import { ExecutionLogAction } from './execution-log/execution-log.entity';
+import { appendLogs } from './execution-log/execution-log.service';
 import { Fill, Liquidity } from './fill/fill.entity';
 import { Order, OrderSide, OrderSource, OrderStatus, OrderType, TimeInForce } from './order/order.entity';
 import { Position, PositionStatus } from './position/position.entity';
@@ -646,22 +647,10 @@ export async function loadDemoData(dataSource: DataSource): Promise<DemoSummary>
     await m.insert(Position, rows<Position>(positions.map(({ state, ...p }) => ({ ...p, ...state }))));
     await m.insert(Order, rows<Order>([...orders.values()]));
     await m.insert(Fill, rows<Fill>(fills));
-    // One by one, in event order: the database numbers and chains each order's entries.
+    // One by one, in event order: the database numbers and chains each order's entries; the server
+    // seals each (as every entry it writes).
     logs.sort((x, y) => x.occurredAt.getTime() - y.occurredAt.getTime());
-    for (const entry of logs) {
-      await m.insert(
-        ExecutionLog,
-        rows<ExecutionLog>([
-          {
-            ...entry,
-            source: 'API',
-            reason: entry.reason ?? null,
-            errorCode: entry.errorCode ?? null,
-            details: entry.details ?? null,
-          },
-        ]),
-      );
-    }
+    for (const { actor, ...entry } of logs) await appendLogs(m, { actor, source: 'API' }, [entry]);
     return {
       traders: traders.length,
       positions: positions.length,

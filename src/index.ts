@@ -6,6 +6,9 @@ import { config } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
+import { setSealKey } from './execution-log/entry-encoding';
+import { LogIntegrator } from './execution-log/log-integrator';
+import { LogKeyError, loadLogKey } from './execution-log/log-key';
 import { upgradeLedger } from './position/ledger-upgrade';
 import { createApp } from './server';
 
@@ -13,7 +16,19 @@ import { createApp } from './server';
 async function main(): Promise<void> {
   const started = Date.now();
   const cfg = config();
+  // The log key first: a server that cannot sign never touches the database.
+  let loaded: ReturnType<typeof loadLogKey>;
+  try {
+    loaded = loadLogKey(cfg);
+  } catch (error) {
+    if (!(error instanceof LogKeyError)) throw error;
+    console.error(`Configuration error: ${error.message}`);
+    process.exit(1);
+  }
+  const logKey = loaded.key;
+  setSealKey(logKey.sealKey);
   const db = await resolveDatabase(cfg, (line) => logger.debug({ postgres: line.trim() }, 'embedded postgres'));
+  loaded.save?.();
   logger.info(
     { database: db.url.replace(/:[^:@/]*@/, ':***@'), embedded: !cfg.databaseUrl, freshDataDir: db.freshDataDir },
     cfg.databaseUrl ? 'using DATABASE_URL' : `embedded PostgreSQL ready (data in ${cfg.dataDir})`,
@@ -48,7 +63,21 @@ async function main(): Promise<void> {
     verify = createVerifier(cfg, secret);
   }
 
-  const { app, apollo } = await createApp(AppDataSource, cfg, verify);
+  const integrator = new LogIntegrator(AppDataSource, logKey, {
+    intervalMs: cfg.logIntegrationMs,
+    checkpointFile: cfg.checkpointFile,
+    log: logger,
+  });
+  integrator.start();
+  logger.info(
+    { verifierKey: logKey.verifierKey, checkpointFile: cfg.checkpointFile ?? null },
+    'log checkpoints are signed with this key',
+  );
+
+  const { app, apollo } = await createApp(AppDataSource, cfg, verify, {
+    key: logKey,
+    known: () => integrator.knownCheckpoint(),
+  });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.port, cfg.host, () => resolve(s));
     s.on('error', reject);
@@ -60,7 +89,9 @@ async function main(): Promise<void> {
   logger.info({ url, ms: Date.now() - started }, 'Tradetrail is serving');
   console.log(`
   Tradetrail GraphQL: ${url}   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
-${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}
+${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}  Log public key:    ${logKey.verifierKey}
+                     (checkpoints: http://${host}:${port}/log/checkpoint; keep copies to prove the trail later)
+
   Try (tokens: npm run token -- --role compliance, or --trader <id>):
     curl -s ${url} -H 'content-type: application/json' -H "authorization: Bearer $(npm run -s token -- --role compliance)" \\
       -d '{"query":"{ positions(first: 3) { edges { node { symbol quantity status trader { name } orders(first: 5) { edges { node { side quantity status fills { quantity price } } } } } } } }"}'
@@ -74,6 +105,7 @@ ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the b
     const closed = new Promise((resolve) => server.close(resolve));
     server.closeAllConnections(); // keep-alive clients must not hold the shutdown
     await closed;
+    await integrator.stop();
     await apollo.stop();
     await AppDataSource.destroy();
     await db.stop();

@@ -7,12 +7,14 @@ import express from 'express';
 import type { GraphQLSchema } from 'graphql';
 import type { DataSource } from 'typeorm';
 import type { Config } from './config';
-import { type Context, createContext } from './context';
+import { type Context, createContext, type LogAccess } from './context';
+import { findCheckpoint } from './execution-log/proof.service';
 import { DEVELOPMENT_ADMIN, type TokenVerifier } from './auth';
 import { makeFormatError } from './errors';
 import { armor, costLimitPlugin } from './limits';
 import { logger } from './logger';
 import { queryPage } from './query-page';
+import { APPLICATION_ROLE } from './request-db';
 import { buildTradetrailSchema } from './schema';
 
 /**
@@ -71,8 +73,16 @@ export interface App {
   apollo: ApolloServer<Context>;
 }
 
-/** The HTTP application: `/graphql`, the offline query page at `/`, and `/healthz`. */
-export async function createApp(dataSource: DataSource, cfg: Config, verify: TokenVerifier): Promise<App> {
+/**
+ * The HTTP application: `/graphql`, the offline query page at `/`, `/healthz`, and the log's public
+ * key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep copies).
+ */
+export async function createApp(
+  dataSource: DataSource,
+  cfg: Config,
+  verify: TokenVerifier,
+  log: LogAccess,
+): Promise<App> {
   const apollo = createApollo(await buildTradetrailSchema(), cfg);
   await apollo.start();
   const app = express();
@@ -84,6 +94,27 @@ export async function createApp(dataSource: DataSource, cfg: Config, verify: Tok
       res.json({ status: 'ok', database: 'up' });
     } catch {
       res.status(503).json({ status: 'degraded', database: 'down' });
+    }
+  });
+
+  app.get('/log/public-key', (_req, res) => {
+    res.json({
+      keyName: log.key.name,
+      verifierKey: log.key.verifierKey,
+      publicKeyPem: log.key.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+    });
+  });
+  // The latest signed checkpoint as a signed note (text/plain), for monitors that keep copies.
+  app.get('/log/checkpoint', async (_req, res) => {
+    try {
+      const row = await dataSource.transaction(async (m) => {
+        await m.query(`SET LOCAL ROLE ${APPLICATION_ROLE}`);
+        return findCheckpoint(m);
+      });
+      if (!row) res.status(404).type('text/plain').send('No checkpoint has been signed yet.\n');
+      else res.type('text/plain').send(row.note);
+    } catch {
+      res.status(503).type('text/plain').send('The database is not reachable.\n');
     }
   });
 
@@ -110,6 +141,7 @@ export async function createApp(dataSource: DataSource, cfg: Config, verify: Tok
           dataSource,
           cfg.auth === 'disabled' ? DEVELOPMENT_ADMIN : await verify(req.headers.authorization),
           cfg.statementTimeoutMs,
+          log,
         ),
     }),
   );

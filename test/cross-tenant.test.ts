@@ -124,9 +124,10 @@ describe('trader A reading', () => {
     expect(res.data).toMatchObject({ a1: { id: ids.a.order }, b1: null, a2: { id: ids.a.working }, b2: null });
   });
 
-  it("verifyExecutionLog of B's order finds no entries", async () => {
+  it("verifyExecutionLog of B's order is NOT_FOUND for A, as for an order that does not exist", async () => {
     const res = await asA(`query($o: ID!) { verifyExecutionLog(orderId: $o) { entries } }`, { o: ids.b.order });
-    expect(res.data).toEqual({ verifyExecutionLog: { entries: 0 } });
+    expect(res.data).toBeNull();
+    expect(res.errors?.[0].extensions?.code).toBe('NOT_FOUND');
   });
 
   it("A's and B's requests interleaved concurrently on a pool of one connection never see each other", async () => {

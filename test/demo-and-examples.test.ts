@@ -4,7 +4,7 @@ import { Dec } from '../src/decimal';
 import { loadDemoData } from '../src/demo-data';
 import { contractMultiplier } from '../src/position/instrument';
 import { type BookFill, netBook } from '../src/position/position.math';
-import { createTestDatabase, startTestApp, type TestApp } from './harness';
+import { COMPLIANCE, createTestDatabase, startTestApp, type TestApp } from './harness';
 
 const EXAMPLES = path.join(__dirname, '..', 'examples');
 
@@ -89,6 +89,23 @@ describe('demo data', () => {
       `SELECT id FROM execution_logs l WHERE hash <> execution_log_hash(prev_hash, l)`,
     );
     expect(broken).toEqual([]);
+    // Every demo entry is sealed, enters the tree, and the whole log and every order verify.
+    const [round] = await app.integrator.integrateAll();
+    expect(round.refused).toEqual([]);
+    const verified = await app.run(
+      `{ verifyLedger { valid treeSize pendingEntries } orders(first: 100) { edges { node { id } } } }`,
+      {},
+      COMPLIANCE,
+    );
+    expect(verified.data).toMatchObject({ verifyLedger: { valid: true, pendingEntries: 0 } });
+    for (const { node } of (verified.data as any).orders.edges) {
+      const v = await app.run(
+        `query($o: ID!) { verifyExecutionLog(orderId: $o) { valid problem } }`,
+        { o: node.id },
+        COMPLIANCE,
+      );
+      expect(v.data).toEqual({ verifyExecutionLog: { valid: true, problem: null } });
+    }
   });
 
   it('is not loaded twice', async () => {

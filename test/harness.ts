@@ -7,6 +7,8 @@ import { dataSourceOptions } from '../ormconfig';
 import { parseConfig } from '../src/config';
 import type { Principal } from '../src/auth';
 import { type Context, createContext } from '../src/context';
+import { LogIntegrator } from '../src/execution-log/log-integrator';
+import { TEST_LOG_KEY } from './log-key';
 import { buildTradetrailSchema } from '../src/schema';
 import { createApollo } from '../src/server';
 import { withDatabase } from '../src/db';
@@ -74,6 +76,8 @@ export interface TestApp {
   dataSource: DataSource;
   apollo: ApolloServer<Context>;
   statements: StatementCounter;
+  /** The log integrator of this app: no background rounds unless `integrationMs`; call integrateAll(). */
+  integrator: LogIntegrator;
   /** Runs an operation through Apollo with a fresh request context; returns `data` and `errors`. */
   /** As `principal` (default: the app's principal, an admin unless given). */
   run<T = Record<string, unknown>>(
@@ -97,7 +101,7 @@ export const traderPrincipal = (traderId: string): Principal => ({ sub: traderId
 
 export async function startTestApp(
   url: string,
-  options: { poolMax?: number; principal?: Principal } = {},
+  options: { poolMax?: number; principal?: Principal; integrationMs?: number; checkpointFile?: string } = {},
 ): Promise<TestApp> {
   const dataSource = new DataSource(dataSourceOptions(url, options.poolMax ?? 4, false));
   await dataSource.initialize();
@@ -105,10 +109,18 @@ export async function startTestApp(
   statements.attach((dataSource.driver as unknown as { master: Pool }).master);
   const apollo = createApollo(await buildTradetrailSchema(), testConfig);
   await apollo.start();
+  const integrator = new LogIntegrator(dataSource, TEST_LOG_KEY, {
+    intervalMs: options.integrationMs ?? 0,
+    checkpointFile: options.checkpointFile,
+    log: { info: () => undefined, error: () => undefined },
+  });
+  integrator.start();
+  const log = { key: TEST_LOG_KEY, known: () => integrator.knownCheckpoint() };
   return {
     dataSource,
     apollo,
     statements,
+    integrator,
     async run(query, variables, principal) {
       const response = await apollo.executeOperation(
         { query, variables },
@@ -117,6 +129,7 @@ export async function startTestApp(
             dataSource,
             principal ?? options.principal ?? ADMIN,
             testConfig.statementTimeoutMs,
+            log,
           ),
         },
       );
@@ -124,6 +137,7 @@ export async function startTestApp(
       return response.body.singleResult as never;
     },
     async close() {
+      await integrator.stop();
       await apollo.stop();
       await dataSource.destroy();
     },

@@ -5,6 +5,9 @@ import { parseConfig } from '../src/config';
 import { createApp, type App } from '../src/server';
 import { createVerifier, mintToken } from '../src/auth';
 import { createTestDatabase } from './harness';
+import { TEST_LOG_KEY } from './log-key';
+
+const TEST_LOG = { key: TEST_LOG_KEY, known: () => undefined };
 
 let server: Server;
 let base: string;
@@ -20,7 +23,7 @@ beforeAll(async () => {
   ds = new DataSource(dataSourceOptions(db.url, 2, false));
   await ds.initialize();
   const cfg = parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' });
-  app = await createApp(ds, cfg, createVerifier(cfg, SECRET));
+  app = await createApp(ds, cfg, createVerifier(cfg, SECRET), TEST_LOG);
   adminToken = await mintToken(SECRET, { sub: 'http-test', role: 'admin' });
   server = await new Promise((resolve) => {
     const s = app.app.listen(0, '127.0.0.1', () => resolve(s));

@@ -54,6 +54,10 @@ describe('migrations', () => {
       'execution_logs',
       'fill_corrections',
       'fills',
+      'log_checkpoints',
+      'log_leaves',
+      'log_tree_state',
+      'merkle_nodes',
       'orders',
       'positions',
       'traders',
@@ -94,11 +98,22 @@ describe('migrations', () => {
     has('constraints', 'orders chk_orders_filled_quantity_max CHECK ((filled_quantity <= quantity))');
     has('triggers', 'execution_logs execution_logs_no_update_delete');
     has('triggers', 'fill_corrections fill_corrections_no_update_delete');
+    // The verifiable log: append-only leaves, nodes and checkpoints; only the integrator writes them.
+    for (const table of ['log_leaves', 'merkle_nodes', 'log_checkpoints']) {
+      has('triggers', `${table} ${table}_no_update_delete`);
+      has('triggers', `${table} ${table}_no_truncate`);
+    }
+    has('columns', /^execution_logs\.seal character YES/);
+    has('columns', /^execution_logs\.tx bigint\(64,0\) NO/);
     // The role requests run as: SELECT and INSERT only on the log.
     expect(up.grants).toEqual([
       'execution_logs INSERT,SELECT',
       'fill_corrections INSERT,SELECT',
       'fills INSERT,SELECT,UPDATE',
+      'log_checkpoints SELECT',
+      'log_leaves SELECT',
+      'log_tree_state SELECT',
+      'merkle_nodes SELECT',
       'orders INSERT,SELECT,UPDATE',
       'positions DELETE,INSERT,SELECT,UPDATE',
       'traders INSERT,SELECT,UPDATE',

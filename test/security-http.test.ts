@@ -13,6 +13,9 @@ import { makeFormatError } from '../src/errors';
 import { RequestDb } from '../src/request-db';
 import { createApp } from '../src/server';
 import { createTestDatabase, StatementCounter } from './harness';
+import { TEST_LOG_KEY } from './log-key';
+
+const TEST_LOG = { key: TEST_LOG_KEY, known: () => undefined };
 
 const SECRET = 'a-security-test-secret-of-at-least-32-chars';
 let ds: DataSource;
@@ -40,7 +43,7 @@ async function serve(
   (body: unknown, token?: string | null, headers?: Record<string, string>) => Promise<{ status: number; body: any }>
 > {
   const cfg: Config = parseConfig({ NODE_ENV: 'production', TRADETRAIL_JWT_SECRET: SECRET, ...env });
-  const { app, apollo } = await createApp(ds, cfg, createVerifier(cfg, cfg.jwtSecret));
+  const { app, apollo } = await createApp(ds, cfg, createVerifier(cfg, cfg.jwtSecret), TEST_LOG);
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { localSecret, mintToken } from '../src/auth';
 import { freePort } from '../src/db';
+import { verifyCheckpoint } from '../src/execution-log/checkpoint';
+import { parseVerifier } from '../src/execution-log/log-key';
 
 /**
  * `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL in a data
@@ -75,6 +77,7 @@ describe('npm start', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  let firstKey = '';
   it('serves the demo audit trail from a fresh embedded database, and again from the existing one', async () => {
     const env = { TRADETRAIL_DATA_DIR: path.join(dir, 'pgdata'), TRADETRAIL_PG_PORT: String(await freePort()) };
     const first = await start(env);
@@ -96,6 +99,24 @@ describe('npm start', () => {
         body: '{"query":"{ traders { totalCount } }"}',
       });
       expect(anonymous.status).toBe(401);
+      // The log's public key is printed and served; the demo data's entries get a signed checkpoint.
+      const printed = /Log public key: +(\S+)/.exec(first.output())?.[1];
+      const origin = new URL(first.url).origin;
+      const key = (await (await fetch(`${origin}/log/public-key`)).json()) as {
+        verifierKey: string;
+        publicKeyPem: string;
+      };
+      expect(key.verifierKey).toBe(printed);
+      expect(key.publicKeyPem).toMatch(/BEGIN PUBLIC KEY/);
+      let note = '';
+      for (let i = 0; i < 50 && !note; i++) {
+        const res = await fetch(`${origin}/log/checkpoint`);
+        if (res.status === 200) note = await res.text();
+        else await new Promise((r) => setTimeout(r, 100));
+      }
+      const checkpoint = verifyCheckpoint(note, parseVerifier(printed!));
+      expect(checkpoint.treeSize).toBeGreaterThan(10);
+      firstKey = printed!;
     } finally {
       await stop(first);
     }
@@ -104,6 +125,8 @@ describe('npm start', () => {
     try {
       expect(second.output()).toMatch(/0 pending migration\(s\) applied/);
       expect(second.output()).not.toMatch(/demo data loaded/);
+      // The key in the data directory is kept: the same public key.
+      expect(/Log public key: +(\S+)/.exec(second.output())?.[1]).toBe(firstKey);
       expect(await gql(second.url, '{ traders { totalCount } }', env.TRADETRAIL_DATA_DIR)).toEqual({
         data: { traders: { totalCount: 3 } },
       });
@@ -118,6 +141,22 @@ describe('npm start', () => {
       s.on('error', () => resolve(false));
     });
     expect(stillUp).toBe(false);
+  });
+
+  it('with DATABASE_URL and no log signing key, refuses to start before touching the database', async () => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
+      cwd: ROOT,
+      // Nothing listens on port 9: a server that tried the database would fail differently, later.
+      env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none', TRADETRAIL_LOG_SIGNING_KEY: '' },
+    });
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toMatch(/Configuration error: TRADETRAIL_LOG_SIGNING_KEY is required with DATABASE_URL/);
+    expect(err).not.toMatch(/ECONNREFUSED|could not start/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
   it('loads no demo data when TRADETRAIL_DEMO_DATA=off, and explains a bad setting', async () => {

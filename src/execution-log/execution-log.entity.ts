@@ -35,6 +35,7 @@ registerEnumType(ExecutionLogAction, { name: 'ExecutionLogAction' });
 @Index('idx_execution_logs_trader_recorded', ['traderId', 'recordedAt'])
 @Index('idx_execution_logs_action', ['action'])
 @Index('idx_execution_logs_recorded', ['recordedAt'])
+@Index('idx_execution_logs_tx', ['tx'])
 @Check('chk_execution_logs_seq_positive', `"seq" >= 1`)
 export class ExecutionLog {
   @Field(() => ID)
@@ -115,4 +116,16 @@ export class ExecutionLog {
   @Field({ description: 'sha256 over prev_hash and the canonical content of this entry, hex.' })
   @Column({ type: 'char', length: 64 })
   readonly hash!: string;
+
+  /** The transaction that wrote the entry (set by the chain trigger); the integrator's horizon. */
+  @Column({ type: 'bigint', select: false, insert: false, update: false })
+  readonly tx?: string;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'HMAC-SHA-256 (hex) the server computed over what it asked the database to store, with a key the database never holds: proves Tradetrail wrote the entry. Null only on entries written before the verifiable log.',
+  })
+  @Column({ type: 'char', length: 64, nullable: true })
+  readonly seal!: string | null;
 }

@@ -1,12 +1,26 @@
-import type DataLoader from 'dataloader';
-import { loaderByParent } from '../loaders';
+import DataLoader from 'dataloader';
+import { LoaderFamily, loaderByParent } from '../loaders';
 import type { RequestDb } from '../request-db';
 import { ExecutionLog } from './execution-log.entity';
+import { type InclusionProofResult, inclusionProofs, type LeafRow, leavesOf } from './proof.service';
 
 export interface ExecutionLogLoaders {
   logsByOrderId: DataLoader<string, ExecutionLog[]>;
+  /** Where each entry sits in the tree (null until integrated). */
+  leafByEntryId: DataLoader<string, LeafRow | null>;
+  /** Inclusion proofs by entry id, one loader per tree size asked for (null: the latest checkpoint). */
+  inclusionProofs: LoaderFamily<number | null, string, InclusionProofResult>;
 }
 
 export function createExecutionLogLoaders(db: RequestDb): ExecutionLogLoaders {
-  return { logsByOrderId: loaderByParent(db, ExecutionLog, 'order_id', '"seq"') };
+  return {
+    logsByOrderId: loaderByParent(db, ExecutionLog, 'order_id', '"seq"'),
+    leafByEntryId: new DataLoader(async (ids) => {
+      const found = await db.run((m) => leavesOf(m, ids));
+      return ids.map((id) => found.get(id) ?? null);
+    }),
+    inclusionProofs: new LoaderFamily(
+      (treeSize) => new DataLoader((ids) => db.run((m) => inclusionProofs(m, ids, treeSize))),
+    ),
+  };
 }

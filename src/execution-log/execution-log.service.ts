@@ -3,6 +3,7 @@ import { type ConnectionResult, paginate, type SortKey, SortDirection } from '..
 import { type RequestDb, SqlWhere } from '../request-db';
 import type { JsonObject } from '../scalars';
 import type { OrderStatus } from '../order/order.entity';
+import { canonicalTime, computeSeal, newEntryId, type SealedFields, sealKey } from './entry-encoding';
 import { ExecutionLog, type ExecutionLogAction } from './execution-log.entity';
 import { ExecutionLogSortField, type ExecutionLogsArgs } from './execution-log.inputs';
 
@@ -63,68 +64,54 @@ export interface LogEntry {
  * Also used as the last part of a larger write statement.
  */
 export function logInsertSql(param: string): string {
-  return `INSERT INTO execution_logs (order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at)
-     SELECT order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at
-     FROM jsonb_to_recordset(${param}::jsonb) AS r(n int, order_id uuid, trader_id uuid, action execution_log_action,
+  return `INSERT INTO execution_logs (id, order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at, seal)
+     SELECT id, order_id, trader_id, action, from_status, to_status, reason, error_code, actor, source, details, occurred_at, seal
+     FROM jsonb_to_recordset(${param}::jsonb) AS r(n int, id uuid, order_id uuid, trader_id uuid, action execution_log_action,
        from_status order_status, to_status order_status, reason varchar, error_code varchar, actor varchar, source varchar,
-       details jsonb, occurred_at timestamptz)
+       details jsonb, occurred_at timestamptz, seal char(64))
      ORDER BY n`;
 }
 
+/** The rows of `logInsertSql`, each with its id and seal (see entry-encoding.ts). */
 export function logRowsJson(who: Actor, entries: LogEntry[]): string {
+  const key = sealKey();
   return JSON.stringify(
-    entries.map((e, n) => ({
-      n,
-      order_id: e.orderId,
-      trader_id: e.traderId,
-      action: e.action,
-      from_status: e.fromStatus ?? null,
-      to_status: e.toStatus ?? null,
-      reason: e.reason ?? null,
-      error_code: e.errorCode ?? null,
-      actor: who.actor,
-      source: who.source,
-      details: e.details ?? null,
-      occurred_at: e.occurredAt.toISOString(),
-    })),
+    entries.map((e, n) => {
+      const sealed: SealedFields = {
+        id: newEntryId(),
+        orderId: e.orderId,
+        traderId: e.traderId,
+        action: e.action,
+        fromStatus: e.fromStatus ?? null,
+        toStatus: e.toStatus ?? null,
+        reason: e.reason ?? null,
+        errorCode: e.errorCode ?? null,
+        actor: who.actor,
+        source: who.source,
+        details: e.details ?? null,
+        occurredAt: canonicalTime(e.occurredAt),
+      };
+      return {
+        n,
+        id: sealed.id,
+        order_id: e.orderId,
+        trader_id: e.traderId,
+        action: e.action,
+        from_status: sealed.fromStatus,
+        to_status: sealed.toStatus,
+        reason: sealed.reason,
+        error_code: sealed.errorCode,
+        actor: who.actor,
+        source: who.source,
+        details: sealed.details,
+        occurred_at: e.occurredAt.toISOString(),
+        seal: computeSeal(key, sealed),
+      };
+    }),
   );
 }
 
 /** Appends entries in one statement, in the given order. */
 export async function appendLogs(m: EntityManager, who: Actor, entries: LogEntry[]): Promise<void> {
   if (entries.length) await m.query(logInsertSql('$1'), [logRowsJson(who, entries)]);
-}
-
-export interface ChainVerification {
-  orderId: string;
-  valid: boolean;
-  entries: number;
-  firstBrokenSeq: number | null;
-  problem: string | null;
-}
-
-/**
- * Recomputes an order's hash chain: every entry's hash over its content and its predecessor's
- * hash, seq without gaps from 1, prev_hash equal to the previous entry's hash.
- */
-export async function verifyChain(m: EntityManager, orderId: string): Promise<ChainVerification> {
-  const rows = (await m.query(
-    `SELECT seq, prev_hash, hash, execution_log_hash(prev_hash, l) AS recomputed
-     FROM execution_logs l WHERE order_id = $1 ORDER BY seq`,
-    [orderId],
-  )) as { seq: number; prev_hash: string | null; hash: string; recomputed: string }[];
-  let previous: string | null = null;
-  for (const [i, r] of rows.entries()) {
-    const problem =
-      r.seq !== i + 1
-        ? `entry ${i + 1} is missing (the next entry has seq ${r.seq})`
-        : r.prev_hash !== previous
-          ? `entry ${r.seq} does not point at the hash of entry ${r.seq - 1}`
-          : r.hash !== r.recomputed
-            ? `entry ${r.seq} was changed after it was written (its hash does not match its content)`
-            : null;
-    if (problem) return { orderId, valid: false, entries: rows.length, firstBrokenSeq: i + 1, problem };
-    previous = r.hash;
-  }
-  return { orderId, valid: true, entries: rows.length, firstBrokenSeq: null, problem: null };
 }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { type CanonicalEntry, canonicalColumnsSql } from '../../src/execution-log/entry-encoding';
+import { orderAgainstLog } from '../../src/execution-log/log-verification.service';
 import { makeTraders } from '../factories';
 import { ADMIN, SERVICE, type TestApp } from '../harness';
 import {
@@ -63,7 +65,7 @@ export interface Snapshot {
   orders: Record<string, OrderSnap>;
 }
 
-export type FailureKind = 'crash' | 'response' | 'ordering' | 'model' | 'cash' | 'recalc';
+export type FailureKind = 'crash' | 'response' | 'ordering' | 'model' | 'cash' | 'recalc' | 'log';
 export interface Failure {
   kind: FailureKind;
   message: string;
@@ -278,6 +280,7 @@ async function runPlan(app: TestApp, sc: Scenario, planIndex: number, recalc: bo
   // Recomputing every book afterwards must change nothing.
   if (recalc)
     for (const message of await recalcProblems(app, sc, planIndex, traders)) failures.push({ kind: 'recalc', message });
+  for (const message of await orderLogProblems(app, planIndex, traders)) failures.push({ kind: 'log', message });
   return { snapshot, failures };
 }
 
@@ -514,6 +517,27 @@ function cashProblems(sc: Scenario, snap: Snapshot, planIndex: number): string[]
     });
   }
   return problems;
+}
+
+/** Issue 8: every order's state agrees with its log (the check verifyExecutionLog makes), in two statements. */
+async function orderLogProblems(app: TestApp, planIndex: number, traders: string[]): Promise<string[]> {
+  return app.dataSource.transaction(async (m) => {
+    await m.query(`SET LOCAL tradetrail.role = 'compliance'`);
+    const orders = (await m.query(
+      `SELECT id, status, filled_quantity::text AS filled, overfilled_quantity::text AS overfilled
+       FROM orders WHERE trader_id = ANY($1::uuid[])`,
+      [traders],
+    )) as { id: string; status: string; filled: string; overfilled: string }[];
+    const entries = (await m.query(
+      `SELECT ${canonicalColumnsSql('l')} FROM execution_logs l WHERE trader_id = ANY($1::uuid[]) ORDER BY order_id, seq`,
+      [traders],
+    )) as CanonicalEntry[];
+    const byOrder = new Map<string, CanonicalEntry[]>();
+    for (const e of entries) byOrder.set(e.orderId, [...(byOrder.get(e.orderId) ?? []), e]);
+    return orders.flatMap((o) =>
+      orderAgainstLog(o, byOrder.get(o.id) ?? []).map((p) => `plan ${planIndex} order ${o.id}: ${p.message}`),
+    );
+  });
 }
 
 async function recalcProblems(app: TestApp, sc: Scenario, planIndex: number, traders: string[]): Promise<string[]> {

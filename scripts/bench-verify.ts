@@ -1,0 +1,208 @@
+/**
+ * `npm run bench:verify [-- --entries 1000000]`: the verifiable log at scale. Writes N sealed,
+ * chained log entries (10 per order), integrates them into the Merkle tree (timed), then runs the full
+ * `verifyLedger` (time and peak memory), one order's `verifyExecutionLog`, and an inclusion proof.
+ * Prints numbers, asserts nothing. Uses DATABASE_URL when set (a scratch database is created and
+ * dropped on that server; it needs a superuser to write entries fast with the triggers bypassed),
+ * else a temporary embedded PostgreSQL.
+ */
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { DataSource, type EntityManager } from 'typeorm';
+import { dataSourceOptions } from '../ormconfig';
+import { config } from '../src/config';
+import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
+import { computeSeal, newEntryId, type SealedFields } from '../src/execution-log/entry-encoding';
+import { LogIntegrator } from '../src/execution-log/log-integrator';
+import { logKeyFromSeed } from '../src/execution-log/log-key';
+import { verifyLedger, verifyOrderLog } from '../src/execution-log/log-verification.service';
+import { inclusionProofs } from '../src/execution-log/proof.service';
+
+const HELP = `Usage: npm run bench:verify [-- --entries N]
+  --entries N   log entries to write, integrate and verify (default 1000000, at least 10)
+Uses DATABASE_URL's server when set (scratch database, superuser needed), else a temporary embedded PostgreSQL.`;
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isInteger(value) || value < 10) {
+    console.error(`${name} must be a whole number of at least 10.`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const PER_ORDER = 10;
+const CHUNK_ORDERS = 500;
+
+/** Peak RSS and heap while `work` runs, sampled every 20 ms. */
+async function peakMemory<T>(work: () => Promise<T>): Promise<{ result: T; rssMb: number; heapMb: number }> {
+  let rss = process.memoryUsage().rss;
+  let heap = process.memoryUsage().heapUsed;
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    rss = Math.max(rss, m.rss);
+    heap = Math.max(heap, m.heapUsed);
+  }, 20);
+  try {
+    const result = await work();
+    return { result, rssMb: rss / 2 ** 20, heapMb: heap / 2 ** 20 };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help')) {
+    console.log(HELP);
+    return;
+  }
+  const entries = option('--entries', 1_000_000);
+  const orderCount = Math.ceil(entries / PER_ORDER);
+  let stopDb = async (): Promise<void> => {};
+  let adminUrl = config().databaseUrl;
+  let tmp: string | undefined;
+  if (!adminUrl) {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'tradetrail-bench-'));
+    chmodSync(tmp, 0o755);
+    const db = await startEmbeddedPostgres({
+      dataDir: path.join(tmp, 'pgdata'),
+      port: await freePort(),
+      database: 'postgres',
+    });
+    adminUrl = db.url;
+    stopDb = db.stop;
+  }
+  const name = `tt_bench_verify_${Date.now().toString(36)}`;
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  const ds = new DataSource(dataSourceOptions(withDatabase(adminUrl, name), 4, false));
+  const key = logKeyFromSeed(createHash('sha256').update('bench').digest(), 'tradetrail');
+  try {
+    await ds.initialize();
+    await ds.runMigrations({ transaction: 'each' });
+    const [{ id: traderId }] = await ds.query(`INSERT INTO traders (name) VALUES ('Bench') RETURNING id`);
+
+    // 1. The entries: sealed as the server seals them, chained as the trigger chains them (set-based,
+    // one statement per chunk and seq, with the triggers bypassed).
+    const t0 = Date.now();
+    for (let first = 0; first < orderCount; first += CHUNK_ORDERS) {
+      const count = Math.min(CHUNK_ORDERS, orderCount - first);
+      await ds.transaction(async (m) => {
+        await m.query(`SET LOCAL session_replication_role = replica`);
+        const orders = (
+          (await m.query(
+            `INSERT INTO orders (trader_id, client_order_id, symbol, side, order_type, quantity, status)
+             SELECT $1, 'v-' || g, 'SYM' || (g % 50), 'BUY', 'MARKET', 10, 'ACCEPTED'
+             FROM generate_series($2::int, $3::int) g RETURNING id`,
+            [traderId, first, first + count - 1],
+          )) as { id: string }[]
+        ).map((o) => o.id);
+        for (let seq = 1; seq <= PER_ORDER; seq++) {
+          const occurredAt = new Date(Date.UTC(2026, 0, 1, 0, 0, seq));
+          const rows = orders.map((orderId) => {
+            const f: SealedFields = {
+              id: newEntryId(),
+              orderId,
+              traderId,
+              action: 'RECOVERED',
+              fromStatus: 'ACCEPTED',
+              toStatus: 'ACCEPTED',
+              reason: 'bench',
+              errorCode: null,
+              actor: 'bench',
+              source: 'BENCH',
+              details: { seq, note: 'bench entry' },
+              occurredAt: occurredAt.toISOString().replace(/Z$/, '000Z'),
+            };
+            return { ...f, seal: computeSeal(key.sealKey, f) };
+          });
+          await m.query(
+            `INSERT INTO execution_logs (id, order_id, trader_id, seq, action, from_status, to_status, reason, actor, source,
+               details, occurred_at, recorded_at, prev_hash, hash, tx, seal)
+             SELECT r.id, r.order_id, r.trader_id, $2, 'RECOVERED', 'ACCEPTED', 'ACCEPTED', r.reason, r.actor, r.source,
+               r.details, $3, now(), p.hash,
+               execution_log_hash(p.hash, ROW(r.id, r.order_id, r.trader_id, $2, 'RECOVERED', 'ACCEPTED', 'ACCEPTED',
+                 r.reason, NULL, NULL, r.actor, r.source, r.details, $3::timestamptz, now(), p.hash, '', 0,
+                 r.seal)::execution_logs),
+               pg_current_xact_id()::text::bigint, r.seal
+             FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, order_id uuid, trader_id uuid, reason text,
+               actor text, source text, details jsonb, seal text)
+             LEFT JOIN execution_logs p ON p.order_id = r.order_id AND p.seq = $2 - 1`,
+            [
+              JSON.stringify(rows.map((r) => ({ ...r, order_id: r.orderId, trader_id: r.traderId }))),
+              seq,
+              occurredAt.toISOString(),
+            ],
+          );
+        }
+      });
+      process.stdout.write(`\r  writing entries: ${Math.min((first + count) * PER_ORDER, orderCount * PER_ORDER)}`);
+    }
+    const written = (Date.now() - t0) / 1000;
+    console.log(`\n  wrote ${orderCount * PER_ORDER} entries in ${written.toFixed(1)} s`);
+    await ds.query(`VACUUM ANALYZE execution_logs`);
+
+    // 2. Integration into the tree.
+    const integrator = new LogIntegrator(ds, key, {
+      intervalMs: 0,
+      log: { info: () => undefined, error: (f, msg) => console.error(msg, f) },
+    });
+    const t1 = Date.now();
+    const rounds = await integrator.integrateAll();
+    const integrateS = (Date.now() - t1) / 1000;
+    const size = rounds[rounds.length - 1].treeSize;
+    console.log(
+      `  integrated ${size} entries in ${integrateS.toFixed(1)} s (${Math.round(size / integrateS)} entries/s, ${rounds.length} rounds)`,
+    );
+    await ds.query(`VACUUM ANALYZE log_leaves, merkle_nodes`);
+
+    // 3. Full verification, as `verifyLedger` runs it for a request (one snapshot, read only).
+    const read = async <T>(work: (m: EntityManager) => Promise<T>): Promise<T> =>
+      ds.transaction('REPEATABLE READ', async (m) => {
+        await m.query(`SET LOCAL tradetrail.role = 'compliance'`);
+        return work(m);
+      });
+    const t2 = Date.now();
+    const { result, rssMb, heapMb } = await peakMemory(() => read((m) => verifyLedger(m, key)));
+    const verifyS = (Date.now() - t2) / 1000;
+    console.log(
+      `  verifyLedger: ${result.valid ? 'valid' : 'INVALID'}, ${result.entriesVerified} entries in ${verifyS.toFixed(1)} s ` +
+        `(${Math.round(result.entriesVerified / verifyS)} entries/s); peak RSS ${rssMb.toFixed(0)} MB, peak heap ${heapMb.toFixed(0)} MB`,
+    );
+    const [{ id: orderId }] = await read((m) => m.query(`SELECT order_id AS id FROM execution_logs LIMIT 1`));
+    const t3 = Date.now();
+    const order = await read((m) => verifyOrderLog(m, orderId, key));
+    console.log(
+      `  verifyExecutionLog of one order (${order.entries} entries): ${order.valid ? 'valid' : 'INVALID'} in ${Date.now() - t3} ms`,
+    );
+    const [{ id: entryId }] = await read((m) => m.query(`SELECT entry_id AS id FROM log_leaves WHERE leaf_index = 0`));
+    const t4 = Date.now();
+    const [proof] = await read((m) => inclusionProofs(m, [entryId], null));
+    console.log(
+      `  inclusion proof of leaf 0 in a tree of ${size}: ${'hashes' in proof ? proof.hashes.length : 0} hashes in ${Date.now() - t4} ms`,
+    );
+    const [sizes] = await ds.query(
+      `SELECT pg_size_pretty(pg_total_relation_size('log_leaves')) AS leaves, pg_size_pretty(pg_total_relation_size('merkle_nodes')) AS nodes,
+              pg_size_pretty(pg_total_relation_size('execution_logs')) AS entries`,
+    );
+    console.log(`  storage: execution_logs ${sizes.entries}, log_leaves ${sizes.leaves}, merkle_nodes ${sizes.nodes}`);
+  } finally {
+    if (ds.isInitialized) await ds.destroy();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+    await stopDb();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.stack : error);
+  process.exit(1);
+});

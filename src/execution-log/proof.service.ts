@@ -1,0 +1,136 @@
+import type { EntityManager } from 'typeorm';
+import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
+import { consistencyProofRanges, inclusionProofRanges } from './merkle';
+import { rangeHashes } from './tree.store';
+
+/** A checkpoint as stored (`log_checkpoints`). */
+export interface StoredCheckpointRow {
+  treeSize: number;
+  rootHash: Buffer;
+  signedAt: Date;
+  note: string;
+}
+
+const CHECKPOINT_COLUMNS = `tree_size::text AS size, root_hash, signed_at, note`;
+const toCheckpoint = (r: { size: string; root_hash: Buffer; signed_at: Date; note: string }): StoredCheckpointRow => ({
+  treeSize: Number(r.size),
+  rootHash: r.root_hash,
+  signedAt: r.signed_at,
+  note: r.note,
+});
+
+/** The latest checkpoint, or the one of exactly `treeSize` leaves; null when there is none. */
+export async function findCheckpoint(m: EntityManager, treeSize?: number | null): Promise<StoredCheckpointRow | null> {
+  const rows = (await (treeSize === undefined || treeSize === null
+    ? m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1`)
+    : m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints WHERE tree_size = $1`, [String(treeSize)]))) as {
+    size: string;
+    root_hash: Buffer;
+    signed_at: Date;
+    note: string;
+  }[];
+  return rows.length ? toCheckpoint(rows[0]) : null;
+}
+
+async function checkpointOf(m: EntityManager, treeSize: number | null | undefined): Promise<StoredCheckpointRow> {
+  if (treeSize !== undefined && treeSize !== null && (!Number.isSafeInteger(treeSize) || treeSize < 1)) {
+    throw new BadUserInputError('treeSize must be a whole number of at least 1.', { field: 'treeSize' });
+  }
+  const checkpoint = await findCheckpoint(m, treeSize);
+  if (!checkpoint) {
+    throw new NotFoundError(
+      treeSize === undefined || treeSize === null
+        ? 'No checkpoint has been signed yet: new entries enter the tree within about a second.'
+        : `There is no signed checkpoint of size ${treeSize}; proofs are given against signed checkpoints only (see latestCheckpoint).`,
+    );
+  }
+  return checkpoint;
+}
+
+export interface InclusionProofResult {
+  leafIndex: number;
+  treeSize: number;
+  leafHash: Buffer;
+  /** PATH(leafIndex, D[treeSize]) of RFC 9162 §2.1.3.1: from the leaf's sibling up to the root's child. */
+  hashes: Buffer[];
+  checkpoint: StoredCheckpointRow;
+}
+
+export interface LeafRow {
+  leafIndex: number;
+  leafHash: Buffer;
+}
+
+/** Where entries sit in the tree (null for an entry not integrated yet), in one statement. */
+export async function leavesOf(m: EntityManager, entryIds: readonly string[]): Promise<Map<string, LeafRow>> {
+  const rows = (await m.query(
+    `SELECT entry_id, leaf_index::text AS leaf_index, leaf_hash FROM log_leaves WHERE entry_id = ANY($1::uuid[])`,
+    [entryIds],
+  )) as { entry_id: string; leaf_index: string; leaf_hash: Buffer }[];
+  return new Map(rows.map((r) => [r.entry_id, { leafIndex: Number(r.leaf_index), leafHash: r.leaf_hash }]));
+}
+
+/**
+ * Inclusion proofs of many entries in the tree of `treeSize` (default: the latest checkpoint), in three
+ * statements whatever their number: the checkpoint, the leaves, and every node the proofs need.
+ */
+export async function inclusionProofs(
+  m: EntityManager,
+  entryIds: readonly string[],
+  treeSize: number | null | undefined,
+): Promise<(InclusionProofResult | Error)[]> {
+  const checkpoint = await checkpointOf(m, treeSize);
+  const leaves = await leavesOf(m, entryIds);
+  const wanted = entryIds.map((id) => {
+    const leaf = leaves.get(id);
+    if (!leaf) {
+      return new ConflictError(
+        'This entry is not in the tree yet: entries are integrated within about a second of their commit.',
+      );
+    }
+    if (leaf.leafIndex >= checkpoint.treeSize) {
+      return new ConflictError(
+        `This entry is leaf ${leaf.leafIndex}, after the checkpoint of size ${checkpoint.treeSize}: ask for a later checkpoint.`,
+      );
+    }
+    return { leaf, ranges: inclusionProofRanges(leaf.leafIndex, checkpoint.treeSize) };
+  });
+  const ranges = wanted.flatMap((w) => (w instanceof Error ? [] : w.ranges));
+  const hashes = await rangeHashes(m, ranges);
+  let offset = 0;
+  return wanted.map((w) => {
+    if (w instanceof Error) return w;
+    const proof = hashes.slice(offset, offset + w.ranges.length);
+    offset += w.ranges.length;
+    return {
+      leafIndex: w.leaf.leafIndex,
+      treeSize: checkpoint.treeSize,
+      leafHash: w.leaf.leafHash,
+      hashes: proof,
+      checkpoint,
+    };
+  });
+}
+
+export interface ConsistencyProofResult {
+  from: StoredCheckpointRow;
+  to: StoredCheckpointRow;
+  /** PROOF(fromSize, D[toSize]) of RFC 9162 §2.1.4.1. */
+  hashes: Buffer[];
+}
+
+/** Proof that the checkpoint of `fromSize` is a prefix of the one of `toSize` (default: the latest). */
+export async function consistencyProof(
+  m: EntityManager,
+  fromSize: number,
+  toSize: number | null | undefined,
+): Promise<ConsistencyProofResult> {
+  const from = await checkpointOf(m, fromSize);
+  const to = await checkpointOf(m, toSize);
+  if (to.treeSize < from.treeSize) {
+    throw new BadUserInputError(`toSize (${to.treeSize}) must not be smaller than fromSize (${fromSize}).`, {
+      field: 'toSize',
+    });
+  }
+  return { from, to, hashes: await rangeHashes(m, consistencyProofRanges(from.treeSize, to.treeSize)) };
+}
