@@ -1,5 +1,26 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
+/** The chain trigger's function: numbers, chains and stamps each entry; `withTx` also records its transaction. */
+function chainFunction(withTx: boolean): string {
+  return `
+    CREATE OR REPLACE FUNCTION "execution_logs_chain"() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    DECLARE
+      last_seq integer;
+      last_hash text;
+    BEGIN
+      PERFORM 1 FROM orders WHERE id = NEW.order_id FOR NO KEY UPDATE;
+      SELECT seq, hash INTO last_seq, last_hash
+        FROM execution_logs WHERE order_id = NEW.order_id ORDER BY seq DESC LIMIT 1;
+      NEW.seq := coalesce(last_seq, 0) + 1;
+      NEW.prev_hash := last_hash;
+      NEW.recorded_at := clock_timestamp();${withTx ? '\n      NEW.tx := pg_current_xact_id()::text::bigint;' : ''}
+      NEW.hash := execution_log_hash(NEW.prev_hash, NEW);
+      RETURN NEW;
+    END
+    $$`;
+}
+
 /**
  * The verifiable log (DOMAIN.md §7):
  * - every entry carries the transaction that wrote it (`tx`, set by the chain trigger) and a seal: an
@@ -22,24 +43,7 @@ export class VerifiableLog1795244000000 implements MigrationInterface {
     await q.query(`ALTER TABLE "execution_logs" ADD "tx" bigint NOT NULL DEFAULT 0, ADD "seal" character(64)`);
     await q.query(`ALTER TABLE "execution_logs" ALTER "tx" DROP DEFAULT`);
     await q.query(`CREATE INDEX "idx_execution_logs_tx" ON "execution_logs" ("tx")`);
-    await q.query(`
-      CREATE OR REPLACE FUNCTION "execution_logs_chain"() RETURNS trigger
-      LANGUAGE plpgsql AS $$
-      DECLARE
-        last_seq integer;
-        last_hash text;
-      BEGIN
-        PERFORM 1 FROM orders WHERE id = NEW.order_id FOR NO KEY UPDATE;
-        SELECT seq, hash INTO last_seq, last_hash
-          FROM execution_logs WHERE order_id = NEW.order_id ORDER BY seq DESC LIMIT 1;
-        NEW.seq := coalesce(last_seq, 0) + 1;
-        NEW.prev_hash := last_hash;
-        NEW.recorded_at := clock_timestamp();
-        NEW.tx := pg_current_xact_id()::text::bigint;
-        NEW.hash := execution_log_hash(NEW.prev_hash, NEW);
-        RETURN NEW;
-      END
-      $$`);
+    await q.query(chainFunction(true));
 
     await q.query(`
       CREATE TABLE "log_leaves" (
@@ -96,23 +100,7 @@ export class VerifiableLog1795244000000 implements MigrationInterface {
 
   public async down(q: QueryRunner): Promise<void> {
     await q.query(`DROP TABLE "log_checkpoints", "log_tree_state", "merkle_nodes", "log_leaves"`);
-    await q.query(`
-      CREATE OR REPLACE FUNCTION "execution_logs_chain"() RETURNS trigger
-      LANGUAGE plpgsql AS $$
-      DECLARE
-        last_seq integer;
-        last_hash text;
-      BEGIN
-        PERFORM 1 FROM orders WHERE id = NEW.order_id FOR NO KEY UPDATE;
-        SELECT seq, hash INTO last_seq, last_hash
-          FROM execution_logs WHERE order_id = NEW.order_id ORDER BY seq DESC LIMIT 1;
-        NEW.seq := coalesce(last_seq, 0) + 1;
-        NEW.prev_hash := last_hash;
-        NEW.recorded_at := clock_timestamp();
-        NEW.hash := execution_log_hash(NEW.prev_hash, NEW);
-        RETURN NEW;
-      END
-      $$`);
+    await q.query(chainFunction(false));
     await q.query(`DROP INDEX "idx_execution_logs_tx"`);
     await q.query(`ALTER TABLE "execution_logs" DROP COLUMN "seal", DROP COLUMN "tx"`);
   }

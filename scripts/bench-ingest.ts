@@ -9,18 +9,17 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
 import { config } from '../src/config';
-import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
+import { freePort } from '../src/db';
 import { generateLogKeyPem } from '../src/execution-log/log-key';
+import { scratchDatabase } from './bench-db';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -37,27 +36,9 @@ const RECORD_MANY = `mutation($inputs: [RecordExecutionInput!]!) { recordExecuti
 const BUST = `mutation($input: BustExecutionInput!) { bustExecution(input: $input) { status } }`;
 
 async function main(): Promise<void> {
-  // The database: a scratch one on DATABASE_URL's server, or a temporary embedded server.
-  let stopDb = async (): Promise<void> => {};
-  let adminUrl = config().databaseUrl;
-  let tmp: string | undefined;
-  if (!adminUrl) {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'tradetrail-bench-'));
-    chmodSync(tmp, 0o755);
-    const db = await startEmbeddedPostgres({
-      dataDir: path.join(tmp, 'pgdata'),
-      port: await freePort(),
-      database: 'postgres',
-    });
-    adminUrl = db.url;
-    stopDb = db.stop;
-  }
-  const name = `tt_bench_${Date.now().toString(36)}`;
-  const admin = new Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
+  const scratch = await scratchDatabase('tt_bench');
 
-  const ds = new DataSource(dataSourceOptions(withDatabase(adminUrl, name), 20, false));
+  const ds = new DataSource(dataSourceOptions(scratch.url, 20, false));
   await ds.initialize();
   await ds.runMigrations({ transaction: 'each' });
   const [{ id: traderId }] = await ds.query(`INSERT INTO traders (name) VALUES ('Bench') RETURNING id`);
@@ -83,7 +64,7 @@ async function main(): Promise<void> {
     {
       env: {
         ...process.env,
-        DATABASE_URL: withDatabase(adminUrl, name),
+        DATABASE_URL: scratch.url,
         NODE_ENV: 'production',
         PORT: String(port),
         HOST: '127.0.0.1',
@@ -261,10 +242,7 @@ async function main(): Promise<void> {
   server.kill('SIGTERM');
   await exited;
   await ds.destroy();
-  await admin.query(`DROP DATABASE "${name}" WITH (FORCE)`);
-  await admin.end();
-  await stopDb();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  await scratch.drop();
 }
 
 main().catch((error: unknown) => {

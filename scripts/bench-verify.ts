@@ -8,19 +8,14 @@
  */
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Client } from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
-import { config } from '../src/config';
-import { freePort, startEmbeddedPostgres, withDatabase } from '../src/db';
 import { computeSeal, newEntryId, type SealedFields } from '../src/execution-log/entry-encoding';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { logKeyFromSeed } from '../src/execution-log/log-key';
 import { verifyLedger, verifyOrderLog } from '../src/execution-log/log-verification.service';
 import { inclusionProofs } from '../src/execution-log/proof.service';
+import { scratchDatabase } from './bench-db';
 
 const HELP = `Usage: npm run bench:verify [-- --entries N]
   --entries N   log entries to write, integrate and verify (default 1000000, at least 10)
@@ -64,25 +59,8 @@ async function main(): Promise<void> {
   }
   const entries = option('--entries', 1_000_000);
   const orderCount = Math.ceil(entries / PER_ORDER);
-  let stopDb = async (): Promise<void> => {};
-  let adminUrl = config().databaseUrl;
-  let tmp: string | undefined;
-  if (!adminUrl) {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'tradetrail-bench-'));
-    chmodSync(tmp, 0o755);
-    const db = await startEmbeddedPostgres({
-      dataDir: path.join(tmp, 'pgdata'),
-      port: await freePort(),
-      database: 'postgres',
-    });
-    adminUrl = db.url;
-    stopDb = db.stop;
-  }
-  const name = `tt_bench_verify_${Date.now().toString(36)}`;
-  const admin = new Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  const ds = new DataSource(dataSourceOptions(withDatabase(adminUrl, name), 4, false));
+  const scratch = await scratchDatabase('tt_bench_verify');
+  const ds = new DataSource(dataSourceOptions(scratch.url, 4, false));
   const key = logKeyFromSeed(createHash('sha256').update('bench').digest(), 'tradetrail');
   try {
     await ds.initialize();
@@ -195,10 +173,7 @@ async function main(): Promise<void> {
     console.log(`  storage: execution_logs ${sizes.entries}, log_leaves ${sizes.leaves}, merkle_nodes ${sizes.nodes}`);
   } finally {
     if (ds.isInitialized) await ds.destroy();
-    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    await admin.end();
-    await stopDb();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    await scratch.drop();
   }
 }
 

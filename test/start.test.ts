@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { localSecret, mintToken } from '../src/auth';
 import { freePort } from '../src/db';
 import { verifyCheckpoint } from '../src/execution-log/checkpoint';
-import { parseVerifier } from '../src/execution-log/log-key';
+import { logKeyFromPem, parseVerifier } from '../src/execution-log/log-key';
 
 /**
  * `npm start` as a newcomer runs it: no DATABASE_URL, so an embedded PostgreSQL in a data
@@ -141,6 +141,33 @@ describe('npm start', () => {
       s.on('error', () => resolve(false));
     });
     expect(stillUp).toBe(false);
+  });
+
+  it('npm run log:keygen writes a key once (mode 600) and prints its verifier key', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          ['-r', 'ts-node/register/transpile-only', 'scripts/log-keygen.ts', ...args],
+          {
+            cwd: ROOT,
+          },
+        );
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        child.stderr!.on('data', (d) => (out += d));
+        child.on('exit', (code) => resolve({ code, out }));
+      });
+    const file = path.join(dir, 'log-key.pem');
+    const first = await run(['--out', file]);
+    expect(first.code).toBe(0);
+    const printed = /public verifier key: (\S+)/.exec(first.out)![1];
+    expect(logKeyFromPem(await readFile(file, 'utf8'), 'tradetrail').verifierKey).toBe(printed);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const again = await run(['--out', file]);
+    expect(again.code).toBe(1);
+    expect(again.out).toMatch(/the file exists \(a key is never overwritten\)/);
+    expect((await run(['--help'])).code).toBe(0);
   });
 
   it('with DATABASE_URL and no log signing key, refuses to start before touching the database', async () => {

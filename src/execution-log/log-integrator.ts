@@ -179,7 +179,7 @@ export class LogIntegrator {
        FROM snap LEFT JOIN LATERAL (
          SELECT ${canonicalColumnsSql('l')}, l.tx::text AS tx FROM execution_logs l
          WHERE l.tx >= $1 AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
-           ${after ? `AND (l.tx, l.recorded_at, l.id) > ($2::bigint, $3::timestamptz, $4::uuid)` : ''}
+           ${after ? `AND l.tx >= $2::bigint AND (l.tx, l.recorded_at, l.id) > ($2::bigint, $3::timestamptz, $4::uuid)` : ''}
          ORDER BY l.tx, l.recorded_at, l.id
          LIMIT ${batch + 1}
        ) e ON true`,

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /**
  * Merkle tree hashing, proofs and proof verification of RFC 9162 (Certificate Transparency v2, the
@@ -33,12 +33,21 @@ const TWO_32 = 2 ** 32;
 
 /** SHA-256(0x00 ‖ entryBytes): the leaf hash of an entry. */
 export function leafHash(entryBytes: Buffer): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(entryBytes).digest();
+  return hash('sha256', Buffer.concat([LEAF_PREFIX, entryBytes]), 'buffer');
 }
+
+/** The 65 bytes a node hashes, reused (hashing is synchronous): 0x01 ‖ left ‖ right. */
+const nodeInput = Buffer.alloc(65, 0x01);
 
 /** SHA-256(0x01 ‖ left ‖ right): the hash of an interior node. */
 export function nodeHash(left: Buffer, right: Buffer): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  // One-shot crypto.hash (Node 20.12+) is about a third faster than createHash for 65 bytes.
+  if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) {
+    return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  }
+  left.copy(nodeInput, 1);
+  right.copy(nodeInput, 33);
+  return hash('sha256', nodeInput, 'buffer');
 }
 
 /** A range [start, end) of leaves whose MTH is one proof element. */
