@@ -149,7 +149,10 @@ export class LogIntegrator {
     let result: IntegrationResult;
     try {
       await runner.query(
-        `START TRANSACTION; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 120000`,
+        // Nested loops only: the pending read must walk the tx index in order and stop at its LIMIT,
+        // never hash every leaf (the planner's estimates of a growing tree lag behind).
+        `START TRANSACTION; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 120000;
+         SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`,
       );
       result = await this.round(runner, after);
       await runner.query(result.acquired ? 'COMMIT' : 'ROLLBACK');
