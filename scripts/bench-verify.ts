@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
-import { computeSeal, newEntryId, type SealedFields } from '../src/execution-log/entry-encoding';
+import { canonicalTime, computeSeal, newEntryId, type SealedFields } from '../src/execution-log/entry-encoding';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { logKeyFromSeed } from '../src/execution-log/log-key';
 import { verifyLedger, verifyOrderLog } from '../src/execution-log/log-verification.service';
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
               actor: 'bench',
               source: 'BENCH',
               details: { seq, note: 'bench entry' },
-              occurredAt: occurredAt.toISOString().replace(/Z$/, '000Z'),
+              occurredAt: canonicalTime(occurredAt),
             };
             return { ...f, seal: computeSeal(key.sealKey, f) };
           });

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { type LogVerifier, parseVerifier } from '../src/execution-log/log-key';
 import { type TrailReport, TrailVerifier } from '../src/execution-log/trail';
+import { CheckpointError, lastCheckpointNote } from '../src/execution-log/checkpoint';
 
 /**
  * Verifies a trail file offline (README "Proving the trail"): no database, no server, no
@@ -45,18 +46,15 @@ function readTrustedCheckpoint(file: string): { note: string } {
   } catch {
     throw new UsageError(`cannot read the checkpoint file ${file}`);
   }
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length && lines[lines.length - 1].trim().startsWith('{')) {
-    try {
-      const record = JSON.parse(lines[lines.length - 1]) as { note?: unknown };
-      if (typeof record.note === 'string') return { note: record.note };
-    } catch {
-      // reported below
-    }
-    throw new UsageError(`the last line of ${file} is not a checkpoint record ({"treeSize","rootHash","note",...})`);
+  let note: string | undefined;
+  try {
+    note = lastCheckpointNote(text);
+  } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
+    throw new UsageError(`${file}: ${error.message}`);
   }
-  if (!text.includes('\n\n')) throw new UsageError(`${file} is neither a signed note nor a checkpoint file`);
-  return { note: text };
+  if (note === undefined) throw new UsageError(`the checkpoint file ${file} is empty`);
+  return { note };
 }
 
 const OPTIONS = {

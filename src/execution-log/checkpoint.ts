@@ -94,3 +94,40 @@ export function verifyCheckpoint(note: string, verifier: LogVerifier): Checkpoin
   }
   return { origin, treeSize: Number(sizeLine), rootHash, timestamp, note, signature, previous };
 }
+
+/** A checkpoint as stored beside its note: it must verify, and its columns must be what was signed. */
+export function verifiedStoredCheckpoint(
+  row: { treeSize: number; rootHash: Buffer; note: string },
+  verifier: LogVerifier,
+): Checkpoint {
+  const c = verifyCheckpoint(row.note, verifier);
+  if (c.treeSize !== row.treeSize || !c.rootHash.equals(row.rootHash)) {
+    throw new CheckpointError('its size or root columns differ from what was signed');
+  }
+  return c;
+}
+
+/**
+ * The note of a kept checkpoint: a file's text that is a signed note as such, or a checkpoint file
+ * (JSON lines `{"treeSize","rootHash","timestamp","note"}`, as the server appends it) whose last line
+ * is taken. Undefined for an empty file; CheckpointError for anything else.
+ */
+export function lastCheckpointNote(text: string): string | undefined {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  if (!lines.length) return undefined;
+  const last = lines[lines.length - 1].trim();
+  if (last.startsWith('{')) {
+    let record: { note?: unknown };
+    try {
+      record = JSON.parse(last) as { note?: unknown };
+    } catch {
+      record = {};
+    }
+    if (typeof record.note !== 'string') {
+      throw new CheckpointError('the last line is not a checkpoint record ({"treeSize","rootHash","note",...})');
+    }
+    return record.note;
+  }
+  if (!text.includes('\n\n')) throw new CheckpointError('neither a signed note nor a checkpoint file');
+  return text;
+}

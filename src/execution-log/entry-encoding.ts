@@ -84,6 +84,27 @@ function recordEncoder<K extends string>(keys: readonly K[]): (record: Record<K,
   };
 }
 
+/** Every field of an entry, in the order a trail writes them (the leaf encoding sorts them anyway). */
+export const ENTRY_FIELDS = [
+  'id',
+  'orderId',
+  'traderId',
+  'seq',
+  'action',
+  'fromStatus',
+  'toStatus',
+  'reason',
+  'errorCode',
+  'retryAttempt',
+  'actor',
+  'source',
+  'details',
+  'occurredAt',
+  'recordedAt',
+  'prevHash',
+  'hash',
+  'seal',
+] as const satisfies readonly (keyof CanonicalEntry)[];
 const SEALED_KEYS = [
   'v',
   'id',
@@ -98,8 +119,8 @@ const SEALED_KEYS = [
   'source',
   'details',
   'occurredAt',
-] as const;
-const ENTRY_KEYS = [...SEALED_KEYS, 'seq', 'retryAttempt', 'recordedAt', 'prevHash', 'hash', 'seal'] as const;
+] as const satisfies readonly (keyof SealedFields | 'v')[];
+const ENTRY_KEYS = [...ENTRY_FIELDS, 'v'] as const;
 const encodeSealed = recordEncoder(SEALED_KEYS);
 const encodeEntry = recordEncoder(ENTRY_KEYS);
 

@@ -1,6 +1,15 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { DataSource, QueryRunner } from 'typeorm';
-import { type Checkpoint, CheckpointError, noteHash, signCheckpoint, verifyCheckpoint } from './checkpoint';
+import {
+  type Checkpoint,
+  CheckpointError,
+  lastCheckpointNote,
+  noteHash,
+  signCheckpoint,
+  verifiedStoredCheckpoint,
+  verifyCheckpoint,
+} from './checkpoint';
+import { findCheckpoint } from './proof.service';
 import { type CanonicalEntry, canonicalColumnsSql, entryLeafHash, sealIsValid } from './entry-encoding';
 import type { LogKey } from './log-key';
 import { CompactRange, type NodeId, rightEdge } from './merkle';
@@ -266,26 +275,24 @@ export class LogIntegrator {
    * database, and that one must still be stored. Returns the checkpoint the new one follows.
    */
   private async assertContainsKnown(q: QueryRunner, range: CompactRange): Promise<Checkpoint['previous']> {
-    const [latest] = (await q.query(
-      `SELECT tree_size::text AS size, note FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1`,
-    )) as { size: string; note: string }[];
+    const latest = await findCheckpoint(q);
     const references: { treeSize: number; rootHash: Buffer; what: string }[] = [];
     if (latest) {
       try {
-        const c = verifyCheckpoint(latest.note, this.key);
-        if (c.treeSize !== Number(latest.size)) throw new CheckpointError('its size column was changed');
+        const c = verifiedStoredCheckpoint(latest, this.key);
         references.push({ ...c, what: `the latest stored checkpoint (size ${c.treeSize})` });
       } catch (error) {
+        if (!(error instanceof CheckpointError)) throw error;
         throw new TreeTamperedError(
-          `the latest stored checkpoint (size ${latest.size}) is not valid: ${(error as Error).message}`,
+          `the latest stored checkpoint (size ${latest.treeSize}) is not valid: ${error.message}`,
         );
       }
     }
     if (this.known) {
       references.push({ ...this.known, what: `the checkpoint of size ${this.known.treeSize} known to this process` });
-      if (!latest || Number(latest.size) < this.known.treeSize) {
+      if (!latest || latest.treeSize < this.known.treeSize) {
         throw new TreeTamperedError(
-          `the checkpoint of size ${this.known.treeSize} known to this process is no longer in the database (the latest stored one has size ${latest?.size ?? 'none'})`,
+          `the checkpoint of size ${this.known.treeSize} known to this process is no longer in the database (the latest stored one has size ${latest?.treeSize ?? 'none'})`,
         );
       }
     }
@@ -299,7 +306,7 @@ export class LogIntegrator {
         throw new TreeTamperedError(`the tree's first ${ref.treeSize} leaves no longer hash to ${ref.what}`);
       }
     }
-    return latest ? { treeSize: Number(latest.size), noteHash: noteHash(latest.note) } : null;
+    return latest ? { treeSize: latest.treeSize, noteHash: noteHash(latest.note) } : null;
   }
 
   /** After commit: the checkpoint leaves the database (structured log, optional file). */
@@ -331,12 +338,11 @@ export class LogIntegrator {
   }
 }
 
-/** The last checkpoint of an append-only checkpoint file (JSON lines), verified; undefined when none. */
+/** The last checkpoint of an append-only checkpoint file, verified; undefined when none. */
 export function readCheckpointFile(file: string | undefined, key: LogKey): KnownCheckpoint | undefined {
   if (!file || !existsSync(file)) return undefined;
-  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  if (!lines.length) return undefined;
-  const { note } = JSON.parse(lines[lines.length - 1]) as { note: string };
+  const note = lastCheckpointNote(readFileSync(file, 'utf8'));
+  if (note === undefined) return undefined;
   const c = verifyCheckpoint(note, key);
   return { treeSize: c.treeSize, rootHash: c.rootHash, note, source: 'file' };
 }

@@ -1,10 +1,12 @@
 import type { EntityManager } from 'typeorm';
+import { Dec } from '../decimal';
 import { NotFoundError } from '../errors';
-import { type Checkpoint, CheckpointError, noteHash, verifyCheckpoint } from './checkpoint';
+import { type Checkpoint, CheckpointError, noteHash, verifiedStoredCheckpoint } from './checkpoint';
 import { type CanonicalEntry, canonicalColumnsSql, entryLeafHash, sealIsValid } from './entry-encoding';
 import type { KnownCheckpoint } from './log-integrator';
 import type { LogKey, LogVerifier } from './log-key';
 import { CompactRange, inclusionProofRanges, verifyInclusion } from './merkle';
+import { allCheckpoints, findCheckpoint, type StoredCheckpointRow } from './proof.service';
 import { rangeHashes, TreeStorageError } from './tree.store';
 
 export enum LogProblemKind {
@@ -50,37 +52,26 @@ const problem = (kind: LogProblemKind, message: string, at: Partial<LogProblem> 
   seq: at.seq ?? null,
 });
 
-interface StoredCheckpoint {
-  size: string;
-  note: string;
-  root_hash: Buffer;
-}
-
 /** Latest stored checkpoint, verified; a problem instead when it does not verify. */
 async function latestCheckpoint(
   m: EntityManager,
   verifier: LogVerifier,
 ): Promise<{ checkpoint: Checkpoint | null; problem: LogProblem | null }> {
-  const [row] = (await m.query(
-    `SELECT tree_size::text AS size, note, root_hash FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1`,
-  )) as StoredCheckpoint[];
+  const row = await findCheckpoint(m);
   if (!row) return { checkpoint: null, problem: null };
   const checked = checkStored(row, verifier);
   return 'problem' in checked ? { checkpoint: null, problem: checked.problem } : { checkpoint: checked, problem: null };
 }
 
-function checkStored(row: StoredCheckpoint, verifier: LogVerifier): Checkpoint | { problem: LogProblem } {
+function checkStored(row: StoredCheckpointRow, verifier: LogVerifier): Checkpoint | { problem: LogProblem } {
   try {
-    const c = verifyCheckpoint(row.note, verifier);
-    if (c.treeSize !== Number(row.size) || !c.rootHash.equals(row.root_hash)) {
-      throw new CheckpointError('its size or root columns differ from what was signed');
-    }
-    return c;
+    return verifiedStoredCheckpoint(row, verifier);
   } catch (error) {
+    if (!(error instanceof CheckpointError)) throw error;
     return {
       problem: problem(
         LogProblemKind.CHECKPOINT_ALTERED,
-        `The stored checkpoint of size ${row.size} does not verify: ${(error as Error).message}.`,
+        `The stored checkpoint of size ${row.treeSize} does not verify: ${error.message}.`,
       ),
     };
   }
@@ -185,7 +176,6 @@ export async function verifyOrderLog(m: EntityManager, orderId: string, key: Log
   let pending = 0;
   for (const r of rows) {
     const at = { entryId: r.id, orderId, seq: r.seq, leafIndex: r.leaf_index === null ? null : Number(r.leaf_index) };
-    const leaf = entryLeafHash(r);
     if (r.leaf_index === null) {
       if (!sealIsValid(key.sealKey, r)) {
         problems.push(
@@ -206,6 +196,7 @@ export async function verifyOrderLog(m: EntityManager, orderId: string, key: Log
       } else pending++;
       continue;
     }
+    const leaf = entryLeafHash(r);
     if (r.leaf_seq !== r.seq) {
       problems.push(
         problem(
@@ -273,14 +264,6 @@ export async function verifyOrderLog(m: EntityManager, orderId: string, key: Log
   };
 }
 
-/** Quantities as exact decimal strings: compared as scaled big integers. */
-function scaled(value: string): bigint {
-  const [int, frac = ''] = value.split('.');
-  const negative = int.startsWith('-');
-  const digits = BigInt((negative ? int.slice(1) : int) + frac.padEnd(18, '0').slice(0, 18));
-  return negative ? -digits : digits;
-}
-
 /**
  * The order's state against its log: its status is the status its last entry left it in (so a FILLED
  * order ends with FILLED), and its filled quantity (with any overfill) is the sum of the fills its log
@@ -326,14 +309,14 @@ export function orderAgainstLog(
       if (after && typeof after.quantity === 'string') fills.set(fillId, after.quantity);
     }
   }
-  const recorded = [...fills.values()].reduce((sum, q) => sum + scaled(q), 0n);
-  const stored = scaled(order.filled) + scaled(order.overfilled);
-  if (recorded !== stored) {
+  const recorded = [...fills.values()].reduce((sum, q) => sum.plus(q), new Dec(0));
+  const stored = new Dec(order.filled).plus(order.overfilled);
+  if (!recorded.equals(stored)) {
     const last = rows[rows.length - 1];
     problems.push(
       problem(
         LogProblemKind.ORDER_LOG_MISMATCH,
-        `The order's filled quantity (${order.filled}${scaled(order.overfilled) ? ` plus ${order.overfilled} overfilled` : ''}) is not the sum of the fills its log records (${fills.size} fill(s)); entries recording fills are missing or were changed.`,
+        `The order's filled quantity (${order.filled}${new Dec(order.overfilled).isZero() ? '' : ` plus ${order.overfilled} overfilled`}) is not the sum of the fills its log records (${fills.size} fill(s)); entries recording fills are missing or were changed.`,
         { orderId: order.id, seq: last.seq + 1 },
       ),
     );
@@ -368,9 +351,7 @@ export async function verifyLedger(
   const limit = options.limit ?? 100;
   const page = options.page ?? 5000;
   const problems: LogProblem[] = [];
-  const rows = (await m.query(
-    `SELECT tree_size::text AS size, note, root_hash FROM log_checkpoints ORDER BY tree_size`,
-  )) as StoredCheckpoint[];
+  const rows = await allCheckpoints(m);
   const stored: Checkpoint[] = [];
   for (const row of rows) {
     const checked = checkStored(row, key);
@@ -539,7 +520,7 @@ export async function verifyLedger(
   }
   const latest = stored[stored.length - 1];
   // Each round signs the size it reaches, so the latest stored row (valid or not) covers the whole tree.
-  const latestRow = rows.length ? Number(rows[rows.length - 1].size) : 0;
+  const latestRow = rows.length ? rows[rows.length - 1].treeSize : 0;
   if (treeSize > latestRow) {
     problems.push(
       problem(

@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { consistencyProofRanges, inclusionProofRanges } from './merkle';
-import { rangeHashes } from './tree.store';
+import { type Queryable, rangeHashes } from './tree.store';
 
 /** A checkpoint as stored (`log_checkpoints`). */
 export interface StoredCheckpointRow {
@@ -12,7 +12,13 @@ export interface StoredCheckpointRow {
 }
 
 const CHECKPOINT_COLUMNS = `tree_size::text AS size, root_hash, signed_at, note`;
-const toCheckpoint = (r: { size: string; root_hash: Buffer; signed_at: Date; note: string }): StoredCheckpointRow => ({
+interface CheckpointRow {
+  size: string;
+  root_hash: Buffer;
+  signed_at: Date;
+  note: string;
+}
+const toCheckpoint = (r: CheckpointRow): StoredCheckpointRow => ({
   treeSize: Number(r.size),
   rootHash: r.root_hash,
   signedAt: r.signed_at,
@@ -20,16 +26,20 @@ const toCheckpoint = (r: { size: string; root_hash: Buffer; signed_at: Date; not
 });
 
 /** The latest checkpoint, or the one of exactly `treeSize` leaves; null when there is none. */
-export async function findCheckpoint(m: EntityManager, treeSize?: number | null): Promise<StoredCheckpointRow | null> {
+export async function findCheckpoint(m: Queryable, treeSize?: number | null): Promise<StoredCheckpointRow | null> {
   const rows = (await (treeSize === undefined || treeSize === null
     ? m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1`)
-    : m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints WHERE tree_size = $1`, [String(treeSize)]))) as {
-    size: string;
-    root_hash: Buffer;
-    signed_at: Date;
-    note: string;
-  }[];
+    : m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints WHERE tree_size = $1`, [
+        String(treeSize),
+      ]))) as CheckpointRow[];
   return rows.length ? toCheckpoint(rows[0]) : null;
+}
+
+/** Every stored checkpoint, smallest first. */
+export async function allCheckpoints(m: Queryable): Promise<StoredCheckpointRow[]> {
+  return (
+    (await m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM log_checkpoints ORDER BY tree_size`)) as CheckpointRow[]
+  ).map(toCheckpoint);
 }
 
 async function checkpointOf(m: EntityManager, treeSize: number | null | undefined): Promise<StoredCheckpointRow> {
@@ -79,7 +89,15 @@ export async function inclusionProofs(
   entryIds: readonly string[],
   treeSize: number | null | undefined,
 ): Promise<(InclusionProofResult | Error)[]> {
-  const checkpoint = await checkpointOf(m, treeSize);
+  return inclusionProofsAt(m, entryIds, await checkpointOf(m, treeSize));
+}
+
+/** The same, against a checkpoint the caller has already read: two statements. */
+export async function inclusionProofsAt(
+  m: EntityManager,
+  entryIds: readonly string[],
+  checkpoint: StoredCheckpointRow,
+): Promise<(InclusionProofResult | Error)[]> {
   const leaves = await leavesOf(m, entryIds);
   const wanted = entryIds.map((id) => {
     const leaf = leaves.get(id);

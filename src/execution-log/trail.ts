@@ -1,9 +1,9 @@
 import type { EntityManager } from 'typeorm';
 import { type Checkpoint, verifyCheckpoint } from './checkpoint';
-import { type CanonicalEntry, canonicalColumnsSql, entryLeafHash } from './entry-encoding';
+import { type CanonicalEntry, canonicalColumnsSql, ENTRY_FIELDS, entryLeafHash } from './entry-encoding';
 import type { LogVerifier } from './log-key';
 import { verifyConsistency, verifyInclusion } from './merkle';
-import { consistencyProof, findCheckpoint, inclusionProofs } from './proof.service';
+import { consistencyProof, findCheckpoint, inclusionProofsAt } from './proof.service';
 
 /**
  * The trail: a self-contained, offline-verifiable export of the execution log of some orders
@@ -61,28 +61,6 @@ export interface TrailEntryRecord {
   inclusionProof: string[] | null;
 }
 
-/** The entry fields in the order a trail writes them (every field of CanonicalEntry). */
-const ENTRY_FIELDS = [
-  'id',
-  'orderId',
-  'traderId',
-  'seq',
-  'action',
-  'fromStatus',
-  'toStatus',
-  'reason',
-  'errorCode',
-  'retryAttempt',
-  'actor',
-  'source',
-  'details',
-  'occurredAt',
-  'recordedAt',
-  'prevHash',
-  'hash',
-  'seal',
-] as const satisfies readonly (keyof CanonicalEntry)[];
-
 function entryObject(row: CanonicalEntry): CanonicalEntry {
   const out: Record<string, unknown> = {};
   for (const field of ENTRY_FIELDS) out[field] = row[field] ?? null;
@@ -138,10 +116,10 @@ export async function writeTrail(
   )) as CanonicalEntry[];
   if (!entries.length) return lines;
   // Entries outside the checkpoint (not integrated yet, or after it) come back as errors: pending.
-  const proofs = await inclusionProofs(
+  const proofs = await inclusionProofsAt(
     m,
     entries.map((e) => e.id),
-    checkpoint.treeSize,
+    checkpoint,
   );
   entries.forEach((entry, i) => {
     const proof = proofs[i];
