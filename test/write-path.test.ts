@@ -481,6 +481,32 @@ describe('recordExecutions', () => {
     expect(order).toEqual({ status: 'FILLED', f: '10.000000000' });
   });
 
+  it('a large batch: its rows, then its sealed log entries (written while the rows are applied); each order verifies', async () => {
+    const orders = await Promise.all(Array.from({ length: 4 }, () => submit({ quantity: '100' })));
+    const at = Date.now() - 60_000;
+    const inputs = Array.from({ length: 120 }, (_, i) => ({
+      orderId: orders[i % 4].id,
+      execId: `L${i}`,
+      quantity: '1',
+      price: `${100 + (i % 7)}`,
+      executedAt: new Date(at + i * 10).toISOString(),
+    }));
+    const r = (await ok(BATCH, { inputs })).recordExecutions;
+    expect(r).toMatchObject({ applied: 120, duplicates: 0, refused: 0 });
+    const [counts] = await app.dataSource.query(
+      `SELECT (SELECT count(*)::int FROM fills WHERE exec_id LIKE 'L%') AS fills,
+              (SELECT count(*)::int FROM execution_logs WHERE order_id = ANY($1::uuid[]) AND action = 'EXECUTED' AND seal IS NOT NULL) AS logs`,
+      [orders.map((o) => o.id)],
+    );
+    expect(counts).toEqual({ fills: 120, logs: 120 });
+    await app.integrator.integrateAll();
+    for (const o of orders) {
+      const v = (await ok(`query($id: ID!) { verifyExecutionLog(orderId: $id) { valid problem } }`, { id: o.id }))
+        .verifyExecutionLog;
+      expect(v).toEqual({ valid: true, problem: null });
+    }
+  });
+
   it('refuses more than 1,000 executions as a whole', async () => {
     const inputs = Array.from({ length: 1001 }, (_, i) => ({
       orderId: '3f1b2c4d-0000-4000-8000-000000000000',

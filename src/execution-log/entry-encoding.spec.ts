@@ -38,6 +38,34 @@ describe('entry encoding', () => {
     expect(sealText(e)).toBe(canonicalize({ ...sealed, v: 1 }));
   });
 
+  it('encodes random nested JSON exactly as canonicalize() does (fixed seed)', () => {
+    let seed = 20261125;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const chars = ['a', 'B', 'é', '☃', '"', '\\', '\n', '\u0000', '\u2028', '😀', '\ud800', 'Z', '_', '1'];
+    const text = () =>
+      Array.from({ length: Math.floor(rand() * 6) }, () => chars[Math.floor(rand() * chars.length)]).join('');
+    const value = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.5) {
+        return [
+          null,
+          true,
+          false,
+          text(),
+          Math.floor(rand() * 2e6) - 1e6,
+          (rand() - 0.5) * 10 ** Math.floor(rand() * 40 - 20),
+        ][Math.floor(rand() * 6)];
+      }
+      if (r < 0.7) return Array.from({ length: Math.floor(rand() * 4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 5) }, () => [text(), value(depth + 1)]));
+    };
+    for (let i = 0; i < 2000; i++) {
+      const details = { k: value(0) } as CanonicalEntry['details'];
+      const e = entry({ details });
+      expect(entryText(e)).toBe(canonicalize({ ...e, v: 1 }));
+    }
+  });
+
   it('seals what the database gives back the same as what the server sent', () => {
     const sent = entry({ details: { a: undefined, b: [undefined, 1], c: { toJSON: () => 'x' } } as never });
     const back = entry({ details: JSON.parse(JSON.stringify(sent.details)) as never });

@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DataSource, QueryRunner } from 'typeorm';
 import {
   type Checkpoint,
@@ -17,6 +18,8 @@ import { MIN_STORED_LEVEL, nodeKey, rangeHashes, readNodes } from './tree.store'
 
 /** The advisory lock only one integrator holds at a time (any process, one database). */
 const INTEGRATOR_LOCK = 7_346_521_908_112_233;
+/** Entries hashed between two turns of the event loop (about 2 ms of work). */
+const YIELD_EVERY = 100;
 
 export interface IntegrationResult {
   /** False when another integrator held the lock: nothing was done. */
@@ -214,7 +217,9 @@ export class LogIntegrator {
     const leaves: { index: number; entry: CanonicalEntry; hash: Buffer }[] = [];
     const nodes: { node: NodeId; hash: Buffer }[] = [];
     const refused: string[] = [];
-    for (const entry of pending) {
+    for (const [i, entry] of pending.entries()) {
+      // The server's requests share this event loop: hashing a large round never holds them up for long.
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await nextTurn();
       // Entries written before the verifiable log (tx 0, set by its migration) carry no seal.
       if (!sealIsValid(this.key.sealKey, entry) && !(entry.tx === '0' && entry.seal === null)) {
         refused.push(entry.id);

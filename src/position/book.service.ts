@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
 import { Dec } from '../decimal';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
@@ -60,7 +61,7 @@ export const NEW_ARRIVAL_BASE = 2 ** 52;
 export const signed = (side: OrderSide, quantity: Dec): Dec => (side === OrderSide.BUY ? quantity : quantity.negated());
 
 /** Effective values and event keys of stored fills: SELECT list and joins over `fills f`. */
-const FILL_SELECT = `f.id, f.order_id, f.trader_id, f.symbol, f.executed_at, f.arrival::text AS arrival, f.position_id,
+export const FILL_SELECT = `f.id, f.order_id, f.trader_id, f.symbol, f.executed_at, f.arrival::text AS arrival, f.position_id,
   f.overfilled_quantity::text AS overfilled, o.side, c.kind = 'BUST' AS busted,
   coalesce(c.quantity, f.quantity)::text AS quantity, coalesce(c.price, f.price)::text AS price,
   coalesce(c.commission, f.commission)::text AS commission
@@ -344,13 +345,28 @@ export class LedgerWrites {
     ];
     const parts = candidates.filter((part) => part.rows > 0);
     const ctes = parts.map((part, i) => part.sql(`$${i + 1}`));
+    const name = `write_${parts.map((part) => part.name).join('')}`;
+    if (parts.length && this.logs.length >= OVERLAP_SEALS_FROM) {
+      // A large write: the database applies the rows while this process seals the log entries (a
+      // few microseconds each), then the entries follow in a statement of their own.
+      const applied = run(`${name}_then_log`, `WITH ${ctes.join(',\n')}\nSELECT 1`, parts.map((part) => part.json()));
+      applied.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
+      await nextTurn(); // the statement is on its way before the sealing starts
+      const entries = logRowsJson(who, this.logs);
+      await applied;
+      await run('write_log', logInsertSql('$1'), [entries]);
+      return;
+    }
     await run(
-      `write_${parts.map((part) => part.name).join('')}`,
+      name,
       `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}${logInsertSql(`$${parts.length + 1}`)}`,
       [...parts.map((part) => part.json()), logRowsJson(who, this.logs)],
     );
   }
 }
+
+/** From this many log entries a write seals them while the database applies its rows (see flush). */
+const OVERLAP_SEALS_FROM = 64;
 
 const POSITION_COLUMNS =
   'id, trader_id, symbol, quantity, average_entry_price, cost_basis, realized_pnl, total_commission, status, opened_at, closed_at, ' +
@@ -581,7 +597,10 @@ export async function replayBook(
       positions.set(p.id, p);
     }
   }
-  const reuse = positionIds.map((id) => positions.get(id)).filter((p): p is Position => !!p);
+  // Only the book's own: a fill that points at another book's position (tampering) never rewrites it.
+  const reuse = positionIds
+    .map((id) => positions.get(id))
+    .filter((p): p is Position => !!p && p.traderId === book.traderId && p.symbol === book.symbol);
   const effective = range.filter((f) => !f.busted);
   for (const f of range) {
     if (f.busted && (f.positionId !== null || !f.overfilled.isZero())) {
@@ -647,6 +666,8 @@ export function replayEntries(
   reason: string,
   occurredAt: Date,
   skip: Set<string>,
+  /** Every entry this action (a reconciliation logs RECOVERED), instead of one chosen per change. */
+  action?: ExecutionLogAction,
 ): void {
   const moved = new Map<string, JsonObject[]>();
   for (const [fillId, v] of writes.movedFills) {
@@ -671,8 +692,10 @@ export function replayEntries(
     writes.logs.push({
       orderId: id,
       traderId: w.row.traderId,
-      action: relinked
-        ? ExecutionLogAction.POSITION_LINKED
+      action: action
+        ? action
+        : relinked
+          ? ExecutionLogAction.POSITION_LINKED
         : newException
           ? ExecutionLogAction.EXCEPTION
           : ExecutionLogAction.RECOVERED,
