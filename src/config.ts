@@ -57,6 +57,14 @@ export interface Config {
   logIntegrationMs: number;
   /** An append-only file every new checkpoint is also written to (one signed note per block). */
   checkpointFile: string | undefined;
+  /** Minutes between scheduled data-quality reports (over the whole history); 0 (default): never. */
+  dataQualityMinutes: number;
+  /** A scheduled report with more issues than this logs a warning naming the counts. */
+  dataQualityAlertThreshold: number;
+  /** Minutes between scheduled reconciliations with the safe fixes applied; 0 (default): never. */
+  reconcileMinutes: number;
+  /** Books a scheduled reconciliation fixes at most per run. */
+  reconcileMaxFixes: number;
 }
 
 const ENV_NAMES = [
@@ -88,6 +96,10 @@ const ENV_NAMES = [
   'TRADETRAIL_LOG_ORIGIN',
   'TRADETRAIL_LOG_INTEGRATION_MS',
   'TRADETRAIL_CHECKPOINT_FILE',
+  'TRADETRAIL_DATA_QUALITY_MINUTES',
+  'TRADETRAIL_DATA_QUALITY_ALERT_THRESHOLD',
+  'TRADETRAIL_RECONCILE_MINUTES',
+  'TRADETRAIL_RECONCILE_MAX_FIXES',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
 type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
@@ -192,6 +204,10 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     logOrigin: logOrigin(env.TRADETRAIL_LOG_ORIGIN),
     logIntegrationMs: intIn(env, 'TRADETRAIL_LOG_INTEGRATION_MS', 250, 0, 60_000),
     checkpointFile: env.TRADETRAIL_CHECKPOINT_FILE ? path.resolve(cwd, env.TRADETRAIL_CHECKPOINT_FILE) : undefined,
+    dataQualityMinutes: intIn(env, 'TRADETRAIL_DATA_QUALITY_MINUTES', 0, 0, 10_080),
+    dataQualityAlertThreshold: intIn(env, 'TRADETRAIL_DATA_QUALITY_ALERT_THRESHOLD', 0, 0, 100_000_000),
+    reconcileMinutes: intIn(env, 'TRADETRAIL_RECONCILE_MINUTES', 0, 0, 10_080),
+    reconcileMaxFixes: intIn(env, 'TRADETRAIL_RECONCILE_MAX_FIXES', 1000, 1, 100_000),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from './auth';
+import { type ComplianceLoaders, createComplianceLoaders } from './compliance/audit-summary';
 import type { Actor } from './execution-log/execution-log.service';
 import type { KnownCheckpoint } from './execution-log/log-integrator';
 import type { LogKey } from './execution-log/log-key';
@@ -10,7 +11,12 @@ import { createPositionLoaders, type PositionLoaders } from './position/position
 import { RequestDb } from './request-db';
 import { createTraderLoaders, type TraderLoaders } from './trader/trader.loaders';
 
-export type Loaders = TraderLoaders & PositionLoaders & OrderLoaders & FillLoaders & ExecutionLogLoaders;
+export type Loaders = TraderLoaders &
+  PositionLoaders &
+  OrderLoaders &
+  FillLoaders &
+  ExecutionLogLoaders &
+  ComplianceLoaders;
 
 /** What every resolver receives: the request's database connection, its DataLoaders, and who is asking. */
 export interface Context {
@@ -47,6 +53,7 @@ export function createContext(
       ...createOrderLoaders(db),
       ...createFillLoaders(db),
       ...createExecutionLogLoaders(db),
+      ...createComplianceLoaders(db),
     },
   };
 }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import type { Server } from 'node:http';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
 import { createVerifier, DEVELOPMENT_ADMIN, localSecret, type TokenVerifier } from './auth';
+import { ComplianceScheduler } from './compliance/scheduler';
 import { config } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
@@ -69,6 +70,15 @@ async function main(): Promise<void> {
     log: logger,
   });
   integrator.start();
+  const compliance = new ComplianceScheduler(AppDataSource, logKey, {
+    dataQualityMinutes: cfg.dataQualityMinutes,
+    alertThreshold: cfg.dataQualityAlertThreshold,
+    reconcileMinutes: cfg.reconcileMinutes,
+    reconcileMaxFixes: cfg.reconcileMaxFixes,
+    statementTimeoutMs: cfg.statementTimeoutMs,
+    log: logger,
+  });
+  compliance.start();
   logger.info(
     { verifierKey: logKey.verifierKey, checkpointFile: cfg.checkpointFile ?? null },
     'log checkpoints are signed with this key',
@@ -106,6 +116,7 @@ ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the b
     server.closeAllConnections(); // keep-alive clients must not hold the shutdown
     await closed;
     await integrator.stop();
+    await compliance.stop();
     await apollo.stop();
     await AppDataSource.destroy();
     await db.stop();

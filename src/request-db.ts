@@ -22,9 +22,9 @@ export class RequestDb {
   private finished = false;
 
   constructor(
-    private readonly dataSource: DataSource,
+    readonly dataSource: DataSource,
     private readonly identity: Principal,
-    private readonly statementTimeoutMs: number,
+    readonly statementTimeoutMs: number,
     private mode: TransactionMode = 'read',
   ) {}
 

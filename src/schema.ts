@@ -1,5 +1,7 @@
 import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
+import { PositionAuditResolver } from './compliance/audit-summary';
+import { ComplianceResolver } from './compliance/compliance.resolver';
 import { ExecutionLogResolver } from './execution-log/execution-log.resolver';
 import { FillResolver } from './fill/fill.resolver';
 import { OrderResolver } from './order/order.resolver';
@@ -8,7 +10,15 @@ import { TraderResolver } from './trader/trader.resolver';
 
 export function buildTradetrailSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [TraderResolver, PositionResolver, OrderResolver, FillResolver, ExecutionLogResolver],
+    resolvers: [
+      TraderResolver,
+      PositionResolver,
+      OrderResolver,
+      FillResolver,
+      ExecutionLogResolver,
+      ComplianceResolver,
+      PositionAuditResolver,
+    ],
     validate: { forbidUnknownValues: false },
   });
 }

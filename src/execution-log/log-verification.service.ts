@@ -77,6 +77,36 @@ function checkStored(row: StoredCheckpointRow, verifier: LogVerifier): Checkpoin
   }
 }
 
+/**
+ * A quick check of the tree under the latest checkpoint, for reports: the checkpoint verifies and the
+ * stored tree still hashes to its root (O(log n) reads). Null when both hold or nothing is signed yet.
+ * verifyLedger is the full check: it recomputes every leaf from its entry.
+ */
+export async function checkStoredTree(
+  m: EntityManager,
+  verifier: LogVerifier,
+): Promise<{ expected: string; actual: string; message: string } | null> {
+  const row = await findCheckpoint(m);
+  if (!row) return null;
+  const checked = checkStored(row, verifier);
+  if ('problem' in checked) {
+    return { expected: 'a valid signature', actual: 'invalid', message: checked.problem.message };
+  }
+  let root: Buffer;
+  try {
+    [root] = await rangeHashes(m, [{ start: 0, end: checked.treeSize }]);
+  } catch (error) {
+    if (!(error instanceof TreeStorageError)) throw error;
+    return { expected: 'a complete tree', actual: 'incomplete', message: error.message };
+  }
+  if (root.equals(checked.rootHash)) return null;
+  return {
+    expected: checked.rootHash.toString('hex'),
+    actual: root.toString('hex'),
+    message: `the stored tree's first ${checked.treeSize} leaves no longer hash to the latest signed checkpoint's root`,
+  };
+}
+
 export interface OrderLogVerification {
   orderId: string;
   valid: boolean;

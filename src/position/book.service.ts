@@ -144,7 +144,14 @@ interface MovedFill {
 /** An order whose totals, link or fills this request changes. */
 export interface WorkingOrder {
   row: Order;
-  before: { status: string; filledQuantity: string; overfilledQuantity: string; positionId: string | null };
+  before: {
+    status: string;
+    filledQuantity: string;
+    overfilledQuantity: string;
+    fillNotional: string;
+    averageFillPrice: string | null;
+    positionId: string | null;
+  };
   /** Changed by this request: written by `flush`. */
   dirty: boolean;
 }
@@ -401,6 +408,8 @@ export function workingOrder(row: Order): WorkingOrder {
       status: row.status,
       filledQuantity: row.filledQuantity.toFixed(),
       overfilledQuantity: row.overfilledQuantity.toFixed(),
+      fillNotional: row.fillNotional.toFixed(),
+      averageFillPrice: row.averageFillPrice?.toFixed() ?? null,
       positionId: row.positionId,
     },
     dirty: false,
@@ -683,7 +692,12 @@ export function replayEntries(
     if (skip.has(id)) continue;
     const fills = moved.get(id) ?? [];
     const relinked = w.before.positionId !== w.row.positionId;
+    // Notional and average price move with the quantities, except when they alone were wrong.
+    const pricesChanged =
+      w.before.fillNotional !== w.row.fillNotional.toFixed() ||
+      w.before.averageFillPrice !== (w.row.averageFillPrice?.toFixed() ?? null);
     const totalsChanged =
+      pricesChanged ||
       w.before.status !== w.row.status ||
       w.before.filledQuantity !== w.row.filledQuantity.toFixed() ||
       w.before.overfilledQuantity !== w.row.overfilledQuantity.toFixed();
@@ -713,11 +727,20 @@ export function replayEntries(
                 status: w.before.status,
                 filledQuantity: w.before.filledQuantity,
                 overfilledQuantity: w.before.overfilledQuantity,
+                ...(pricesChanged
+                  ? { fillNotional: w.before.fillNotional, averageFillPrice: w.before.averageFillPrice }
+                  : {}),
               },
               after: {
                 status: w.row.status,
                 filledQuantity: w.row.filledQuantity.toFixed(),
                 overfilledQuantity: w.row.overfilledQuantity.toFixed(),
+                ...(pricesChanged
+                  ? {
+                      fillNotional: w.row.fillNotional.toFixed(),
+                      averageFillPrice: w.row.averageFillPrice?.toFixed() ?? null,
+                    }
+                  : {}),
               },
             }
           : {}),

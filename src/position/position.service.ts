@@ -70,10 +70,22 @@ export async function recalculateBook(
   traderId: string,
   symbol: string,
   at: { executedAt: Date; arrival: number } | 'all' = 'all',
+  options: {
+    /** Why, in the log entries (default: the book was recalculated). */
+    reason?: string;
+    /** More orders of the book whose totals to recompute (e.g. orders whose fills are all gone). */
+    orderIds?: string[];
+    /** Log every change with this action (a reconciliation logs RECOVERED). */
+    action?: ExecutionLogAction;
+  } = {},
 ): Promise<BookRecomputed> {
   await lockBooks(m, [{ traderId, symbol }]);
   const orderIds = (
-    (await m.query(`SELECT DISTINCT order_id FROM fills WHERE trader_id = $1 AND symbol = $2`, [traderId, symbol])) as {
+    (await m.query(
+      `SELECT DISTINCT order_id FROM fills WHERE trader_id = $1 AND symbol = $2
+       UNION SELECT id FROM orders WHERE id = ANY($3::uuid[]) AND trader_id = $1 AND symbol = $2`,
+      [traderId, symbol, options.orderIds ?? []],
+    )) as {
       order_id: string;
     }[]
   ).map((r) => r.order_id);
@@ -98,8 +110,8 @@ export async function recalculateBook(
       }
     }
   }
-  const reason = `Book ${symbol} of trader ${traderId} recalculated from its fills`;
-  replayEntries(writes, [change], reason, new Date(), new Set());
+  const reason = options.reason ?? `Book ${symbol} of trader ${traderId} recalculated from its fills`;
+  replayEntries(writes, [change], reason, new Date(), new Set(), options.action);
   const logged = new Set(writes.logs.map((l) => l.orderId));
   const changedPositions = [...change.positions.map((p) => p.id), ...change.removedPositions];
   if (changedPositions.length && !writes.logs.length) {

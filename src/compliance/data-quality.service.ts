@@ -1,0 +1,426 @@
+import type { EntityManager } from 'typeorm';
+import { Dec } from '../decimal';
+import { BadUserInputError } from '../errors';
+import { checkStoredTree } from '../execution-log/log-verification.service';
+import type { LogKey } from '../execution-log/log-key';
+import {
+  DataQualityIssueType as T,
+  Severity,
+  type DataQualityIssue,
+  type DataQualityTotal,
+} from './data-quality.types';
+import { replayMismatches } from './replay-check';
+
+/**
+ * The data-quality report (DOMAIN.md §4 and §7, README "Compliance"): every check is one set-based
+ * statement over the whole range (the replay check streams the books through the position rules in
+ * pages), run in the caller's transaction, so all of them see one snapshot.
+ *
+ * The range applies to each issue's time: an order's creation, a position's opening, a fill's
+ * execution, a log entry's recording. Problems of the Merkle tree (a leaf whose entry is gone, a
+ * checkpoint the tree no longer matches) have no time and are always reported.
+ */
+
+export interface Range {
+  from: Date | null;
+  to: Date | null;
+}
+
+export const SEVERITY: Record<T, Severity> = {
+  [T.BROKEN_LOG]: Severity.CRITICAL,
+  [T.ORDER_LOG_MISMATCH]: Severity.CRITICAL,
+  [T.ORPHANED_POSITION_REFERENCE]: Severity.ERROR,
+  [T.QUANTITY_MISMATCH]: Severity.ERROR,
+  [T.ORDER_FILL_MISMATCH]: Severity.ERROR,
+  [T.REPLAY_MISMATCH]: Severity.ERROR,
+  [T.UNLINKED_FILLED_ORDER]: Severity.WARNING,
+  [T.POSITION_WITHOUT_ORDERS]: Severity.WARNING,
+  [T.EXECUTION_EXCEPTION]: Severity.INFO,
+};
+
+/** Report order: by severity, then in the enum's order. */
+export const TYPE_ORDER = Object.values(T);
+
+/** An issue as the checks produce it (the message is written from it). */
+export interface IssueRow {
+  type: T;
+  trader_id: string | null;
+  symbol: string | null;
+  order_id: string | null;
+  position_id: string | null;
+  fill_id: string | null;
+  entry_id: string | null;
+  field: string | null;
+  expected: string | null;
+  actual: string | null;
+  at: Date | null;
+  /** What the message needs beyond the columns. */
+  note?: string | null;
+}
+
+const inRange = (column: string) =>
+  `($1::timestamptz IS NULL OR ${column} >= $1::timestamptz) AND ($2::timestamptz IS NULL OR ${column} < $2::timestamptz)`;
+
+/** Each fill's effective values: its latest correction's, busted fills left out. */
+const EFFECTIVE_FILLS = `
+  latest_correction AS (
+    SELECT DISTINCT ON (fill_id) fill_id, kind, quantity, price, commission FROM fill_corrections ORDER BY fill_id, seq DESC
+  ),
+  eff AS (
+    SELECT f.id, f.order_id, f.trader_id, f.symbol, f.position_id, f.executed_at, f.arrival,
+      coalesce(c.quantity, f.quantity) AS quantity, coalesce(c.price, f.price) AS price
+    FROM fills f LEFT JOIN latest_correction c ON c.fill_id = f.id
+    WHERE c.kind IS DISTINCT FROM 'BUST'
+  )`;
+
+/** `n / d` (both > 0) rounded half to even at 18 places, exactly (numeric division would round first). */
+const halfEven18 = (n: string, d: string) => `(
+  (div(${n} * 1e18, ${d}) + CASE
+     WHEN 2 * (${n} * 1e18 - div(${n} * 1e18, ${d}) * ${d}) > ${d}
+       OR (2 * (${n} * 1e18 - div(${n} * 1e18, ${d}) * ${d}) = ${d} AND mod(div(${n} * 1e18, ${d}), 2) = 1)
+     THEN 1 ELSE 0 END) * 1e-18)`;
+
+/** The set-based checks: one statement each. */
+const CHECKS: { type: T; sql: string }[] = [
+  {
+    type: T.UNLINKED_FILLED_ORDER,
+    sql: `SELECT o.trader_id, o.symbol, o.id AS order_id, first.position_id, first.id AS fill_id, NULL::uuid AS entry_id,
+        'positionId' AS field, first.position_id::text AS expected, NULL::text AS actual, o.created_at AS at
+      FROM orders o
+      LEFT JOIN LATERAL (SELECT f.id, f.position_id FROM fills f WHERE f.order_id = o.id AND f.position_id IS NOT NULL
+                         ORDER BY f.executed_at, f.arrival LIMIT 1) first ON true
+      WHERE o.position_id IS NULL AND (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}`,
+  },
+  {
+    type: T.ORPHANED_POSITION_REFERENCE,
+    sql: `SELECT o.trader_id, o.symbol, o.id AS order_id, o.position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
+        'order.positionId' AS field, 'a position of trader ' || o.trader_id || ' in ' || o.symbol AS expected,
+        CASE WHEN p.id IS NULL THEN 'no such position' ELSE 'a position of trader ' || p.trader_id || ' in ' || p.symbol END AS actual,
+        o.created_at AS at
+      FROM orders o LEFT JOIN positions p ON p.id = o.position_id
+      WHERE o.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> o.trader_id OR p.symbol <> o.symbol)
+        AND ${inRange('o.created_at')}
+      UNION ALL
+      SELECT f.trader_id, f.symbol, f.order_id, f.position_id, f.id, NULL::uuid, 'fill.positionId',
+        'a position of trader ' || f.trader_id || ' in ' || f.symbol,
+        CASE WHEN p.id IS NULL THEN 'no such position' ELSE 'a position of trader ' || p.trader_id || ' in ' || p.symbol END,
+        f.executed_at
+      FROM fills f LEFT JOIN positions p ON p.id = f.position_id
+      WHERE f.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> f.trader_id OR p.symbol <> f.symbol)
+        AND ${inRange('f.executed_at')}`,
+  },
+  {
+    // A flip carries the closed position's quantity into the one it opens (the flipping fill belongs
+    // to the new one), so a position's quantity is the signed sum of the fills of its whole flip chain;
+    // a position a flip closed holds 0. A fill of another book is ORPHANED_POSITION_REFERENCE, not counted here.
+    type: T.QUANTITY_MISMATCH,
+    sql: `WITH RECURSIVE ${EFFECTIVE_FILLS},
+      own AS (
+        SELECT e.position_id, sum(CASE WHEN o.side = 'BUY' THEN e.quantity ELSE -e.quantity END) AS q
+        FROM eff e JOIN orders o ON o.id = e.order_id
+        JOIN positions p ON p.id = e.position_id AND p.trader_id = e.trader_id AND p.symbol = e.symbol
+        GROUP BY e.position_id
+      ),
+      chain AS (
+        SELECT p.id, coalesce(own.q, 0) AS total, 0 AS depth
+        FROM positions p LEFT JOIN own ON own.position_id = p.id WHERE p.flipped_from_id IS NULL
+        UNION ALL
+        SELECT p.id, c.total + coalesce(own.q, 0), c.depth + 1
+        FROM chain c JOIN positions p ON p.flipped_from_id = c.id LEFT JOIN own ON own.position_id = p.id
+        WHERE c.depth < 10000
+      )
+      SELECT p.trader_id, p.symbol, NULL::uuid AS order_id, p.id AS position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
+        'quantity' AS field, x.expected::text AS expected, p.quantity::text AS actual, p.opened_at AS at
+      FROM positions p
+      LEFT JOIN chain c ON c.id = p.id
+      LEFT JOIN own ON own.position_id = p.id
+      CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM positions s WHERE s.flipped_from_id = p.id) THEN 0
+                                      ELSE coalesce(c.total, own.q, 0) END AS expected) x
+      WHERE p.quantity <> x.expected AND ${inRange('p.opened_at')}`,
+  },
+  {
+    type: T.ORDER_FILL_MISMATCH,
+    sql: `WITH ${EFFECTIVE_FILLS},
+      agg AS (SELECT order_id, sum(quantity) AS q, sum(quantity * price) AS n FROM eff GROUP BY order_id)
+      SELECT o.trader_id, o.symbol, o.id AS order_id, o.position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
+        d.field, d.expected, d.actual, o.created_at AS at
+      FROM orders o
+      LEFT JOIN agg a ON a.order_id = o.id
+      CROSS JOIN LATERAL (SELECT coalesce(a.q, 0) AS q, coalesce(a.n, 0) AS n) v
+      CROSS JOIN LATERAL (VALUES
+        ('filledQuantity', least(v.q, o.quantity)::text, o.filled_quantity::text, o.filled_quantity = least(v.q, o.quantity)),
+        ('overfilledQuantity', greatest(v.q - o.quantity, 0)::text, o.overfilled_quantity::text,
+          o.overfilled_quantity = greatest(v.q - o.quantity, 0)),
+        ('fillNotional', v.n::text, o.fill_notional::text, o.fill_notional = v.n),
+        ('averageFillPrice', CASE WHEN v.q > 0 THEN ${halfEven18('v.n', 'v.q')}::text END, o.average_fill_price::text,
+          CASE WHEN v.q > 0 THEN o.average_fill_price IS NOT DISTINCT FROM ${halfEven18('v.n', 'v.q')}
+               ELSE o.average_fill_price IS NULL END)
+      ) AS d(field, expected, actual, same)
+      WHERE NOT d.same AND ${inRange('o.created_at')}`,
+  },
+  {
+    type: T.POSITION_WITHOUT_ORDERS,
+    sql: `SELECT p.trader_id, p.symbol, NULL::uuid AS order_id, p.id AS position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
+        NULL AS field, NULL AS expected, NULL AS actual, p.opened_at AS at
+      FROM positions p
+      WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.position_id = p.id)
+        AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id)
+        AND ${inRange('p.opened_at')}`,
+  },
+  {
+    type: T.EXECUTION_EXCEPTION,
+    sql: `SELECT f.trader_id, f.symbol, f.order_id, f.position_id, f.id AS fill_id, NULL::uuid AS entry_id,
+        'exception' AS field, NULL AS expected,
+        coalesce(f.arrival_exception::text, 'OVERFILL') AS actual, f.executed_at AS at,
+        f.overfilled_quantity::text AS note
+      FROM fills f
+      WHERE (f.arrival_exception IS NOT NULL OR f.overfilled_quantity > 0)
+        AND NOT EXISTS (SELECT 1 FROM fill_corrections c WHERE c.fill_id = f.id AND c.kind = 'BUST')
+        AND ${inRange('f.executed_at')}`,
+  },
+  {
+    // The same rules as verifyExecutionLog's cross-check (orderAgainstLog): the status the last entry
+    // left the order in, and the fills the log records (each fill's latest quantity; a bust is 0).
+    type: T.ORDER_LOG_MISMATCH,
+    sql: `WITH scope AS (SELECT o.* FROM orders o WHERE ${inRange('o.created_at')}),
+      last_status AS (
+        SELECT DISTINCT ON (l.order_id) l.order_id, l.id, l.seq, l.to_status
+        FROM execution_logs l JOIN scope o ON o.id = l.order_id
+        WHERE l.to_status IS NOT NULL ORDER BY l.order_id, l.seq DESC
+      ),
+      fill_entries AS (
+        SELECT DISTINCT ON (l.order_id, l.details->>'fillId') l.order_id,
+          CASE WHEN l.action = 'BUSTED' THEN '0'
+               WHEN l.action = 'CORRECTED' THEN l.details->'after'->>'quantity'
+               ELSE l.details->>'quantity' END AS q
+        FROM execution_logs l JOIN scope o ON o.id = l.order_id
+        WHERE jsonb_typeof(l.details->'fillId') = 'string' AND (
+          (l.action IN ('EXECUTED', 'FILLED', 'EXCEPTION') AND jsonb_typeof(l.details->'quantity') = 'string')
+          OR l.action = 'BUSTED'
+          OR (l.action = 'CORRECTED' AND jsonb_typeof(l.details->'after'->'quantity') = 'string'))
+        ORDER BY l.order_id, l.details->>'fillId', l.seq DESC
+      ),
+      logged AS (
+        SELECT order_id, count(*) AS fills,
+          sum(CASE WHEN q ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN q::numeric END) AS q,
+          bool_and(q ~ '^-?[0-9]+(\\.[0-9]+)?$') AS readable
+        FROM fill_entries GROUP BY order_id
+      )
+      SELECT o.trader_id, o.symbol, o.id AS order_id, o.position_id, NULL::uuid AS fill_id, s.id AS entry_id,
+        'status' AS field, s.to_status::text AS expected, o.status::text AS actual, o.created_at AS at, s.seq::text AS note
+      FROM scope o JOIN last_status s ON s.order_id = o.id
+      WHERE s.to_status <> o.status
+      UNION ALL
+      SELECT o.trader_id, o.symbol, o.id, o.position_id, NULL, NULL, 'filledQuantity',
+        coalesce(g.q, 0)::text, (o.filled_quantity + o.overfilled_quantity)::text, o.created_at, coalesce(g.fills, 0)::text
+      FROM scope o LEFT JOIN logged g ON g.order_id = o.id
+      WHERE EXISTS (SELECT 1 FROM execution_logs l WHERE l.order_id = o.id)
+        AND (coalesce(g.readable, true) = false OR coalesce(g.q, 0) <> o.filled_quantity + o.overfilled_quantity)
+      UNION ALL
+      SELECT o.trader_id, o.symbol, o.id, o.position_id, NULL, NULL, 'log', 'entries from SUBMITTED on', 'none', o.created_at, NULL
+      FROM scope o WHERE NOT EXISTS (SELECT 1 FROM execution_logs l WHERE l.order_id = o.id)`,
+  },
+  {
+    // Each order's chain: numbered 1, 2, 3…, each entry pointing at its predecessor's hash, each hash
+    // the hash of its content. The tree: every leaf's entry still there, at its place; no entry older
+    // than the integrator's horizon left out of the tree (it refused it: not written by Tradetrail).
+    type: T.BROKEN_LOG,
+    sql: `SELECT c.trader_id, NULL::varchar AS symbol, c.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, c.id AS entry_id,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN 'seq' WHEN c.prev_hash IS DISTINCT FROM c.before THEN 'prevHash'
+             ELSE 'hash' END AS field,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN (coalesce(c.prev_seq, 0) + 1)::text
+             WHEN c.prev_hash IS DISTINCT FROM c.before THEN c.before
+             ELSE execution_log_hash(c.prev_hash, c.entry) END AS expected,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN c.seq::text
+             WHEN c.prev_hash IS DISTINCT FROM c.before THEN c.prev_hash ELSE c.hash END AS actual,
+        c.recorded_at AS at
+      FROM (
+        SELECT l.id, l.order_id, l.trader_id, l.seq, l.prev_hash, l.hash, l.recorded_at, l AS entry,
+          lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS before
+        FROM execution_logs l
+        WHERE ($1::timestamptz IS NULL AND $2::timestamptz IS NULL)
+           OR l.order_id IN (SELECT r.order_id FROM execution_logs r WHERE ${inRange('r.recorded_at')})
+        WINDOW w AS (PARTITION BY l.order_id ORDER BY l.seq)
+      ) c
+      WHERE ${inRange('c.recorded_at')} AND (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before
+        OR c.hash <> execution_log_hash(c.prev_hash, c.entry))
+      UNION ALL
+      SELECT l.trader_id, NULL, x.order_id, NULL, NULL, x.entry_id, 'leaf',
+        'entry ' || x.order_id || ' #' || x.seq, CASE WHEN l.id IS NULL THEN 'missing' ELSE 'entry ' || l.order_id || ' #' || l.seq END,
+        NULL::timestamptz
+      FROM log_leaves x LEFT JOIN execution_logs l ON l.id = x.entry_id
+      WHERE l.id IS NULL OR l.order_id <> x.order_id OR l.seq <> x.seq
+      UNION ALL
+      SELECT l.trader_id, NULL, l.order_id, NULL, NULL, l.id, 'leaf', 'in the tree', 'refused (no valid seal)', l.recorded_at
+      FROM execution_logs l CROSS JOIN log_tree_state s
+      WHERE s.id = 1 AND l.tx < s.tx_horizon AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
+        AND ${inRange('l.recorded_at')}`,
+  },
+];
+
+export interface ReportOptions {
+  types?: readonly T[] | null;
+  /** The log's key: checks the latest checkpoint and the tree under it (omit to skip that check). */
+  key?: LogKey;
+}
+
+/** Runs the checks and hands every issue to `sink`, type by type in report order. */
+export async function findIssues(
+  m: EntityManager,
+  range: Range,
+  options: ReportOptions,
+  sink: (row: IssueRow) => void,
+): Promise<void> {
+  if (range.from && range.to && range.from >= range.to) {
+    throw new BadUserInputError('from must be earlier than to.', { field: 'from' });
+  }
+  const wanted = new Set(options.types?.length ? options.types : TYPE_ORDER);
+  const params = [range.from, range.to];
+  for (const type of reportOrder()) {
+    if (!wanted.has(type)) continue;
+    if (type === T.REPLAY_MISMATCH) {
+      await replayMismatches(m, range, sink);
+      continue;
+    }
+    const check = CHECKS.find((c) => c.type === type)!;
+    for (const row of (await m.query(check.sql, params)) as Omit<IssueRow, 'type'>[]) sink({ ...row, type });
+    if (type === T.BROKEN_LOG && options.key) {
+      const problem = await checkStoredTree(m, options.key);
+      if (problem) {
+        sink({
+          type,
+          trader_id: null,
+          symbol: null,
+          order_id: null,
+          position_id: null,
+          fill_id: null,
+          entry_id: null,
+          field: 'checkpoint',
+          expected: problem.expected,
+          actual: problem.actual,
+          at: null,
+          note: problem.message,
+        });
+      }
+    }
+  }
+}
+
+/** Types by severity (critical first), then in declaration order. */
+export function reportOrder(): T[] {
+  const rank = Object.values(Severity);
+  return [...TYPE_ORDER].sort((a, b) => rank.indexOf(SEVERITY[a]) - rank.indexOf(SEVERITY[b]));
+}
+
+/** The subject an issue is about, by type. */
+function subjectOf(row: IssueRow): string | null {
+  switch (row.type) {
+    case T.UNLINKED_FILLED_ORDER:
+    case T.ORDER_FILL_MISMATCH:
+    case T.ORDER_LOG_MISMATCH:
+      return row.order_id;
+    case T.QUANTITY_MISMATCH:
+    case T.POSITION_WITHOUT_ORDERS:
+    case T.REPLAY_MISMATCH:
+      return row.position_id ?? row.fill_id;
+    case T.ORPHANED_POSITION_REFERENCE:
+    case T.EXECUTION_EXCEPTION:
+      return row.fill_id ?? row.order_id;
+    case T.BROKEN_LOG:
+      return row.entry_id ?? row.order_id;
+  }
+}
+
+/** The sort key of an issue within the report (also its cursor and its id): severity, type, subject, field, detail. */
+export function issueKey(row: IssueRow): string {
+  const rank = reportOrder().indexOf(row.type);
+  const detail = row.type === T.REPLAY_MISMATCH ? (row.fill_id ?? '') : '';
+  return `${String(rank).padStart(2, '0')}|${row.type}|${subjectOf(row) ?? ''}|${row.field ?? ''}|${detail}`;
+}
+
+export function toIssue(row: IssueRow): DataQualityIssue {
+  return {
+    id: issueKey(row),
+    type: row.type,
+    severity: SEVERITY[row.type],
+    message: message(row),
+    traderId: row.trader_id,
+    symbol: row.symbol,
+    orderId: row.order_id,
+    positionId: row.position_id,
+    fillId: row.fill_id,
+    entryId: row.entry_id,
+    field: row.field,
+    expected: row.expected,
+    actual: row.actual,
+    at: row.at,
+  };
+}
+
+function message(r: IssueRow): string {
+  switch (r.type) {
+    case T.UNLINKED_FILLED_ORDER:
+      return r.expected
+        ? `Order ${r.order_id} has fills but is not linked to a position; its first fill is in position ${r.expected}.`
+        : `Order ${r.order_id} has fills but is not linked to a position, and none of its fills is in a position.`;
+    case T.ORPHANED_POSITION_REFERENCE:
+      return `${r.field === 'fill.positionId' ? `Fill ${r.fill_id}` : `Order ${r.order_id}`} points at position ${r.position_id}, which is ${r.actual}; it should be ${r.expected}.`;
+    case T.QUANTITY_MISMATCH:
+      return `Position ${r.position_id} holds ${r.actual}, but its fills (with any quantity a flip carried into it) add up to ${r.expected}.`;
+    case T.ORDER_FILL_MISMATCH:
+      return `Order ${r.order_id}: ${r.field} is ${r.actual ?? 'null'}, but its effective fills give ${r.expected ?? 'null'}.`;
+    case T.POSITION_WITHOUT_ORDERS:
+      return `Position ${r.position_id} (${r.symbol}) has no linked order and no fill: nothing explains it.`;
+    case T.REPLAY_MISMATCH:
+      return `Position ${r.position_id ?? '(none)'}: ${r.note ?? `${r.field} is ${r.actual ?? 'null'}, the replay of its book gives ${r.expected ?? 'null'}`}.`;
+    case T.EXECUTION_EXCEPTION:
+      return `Fill ${r.fill_id} of order ${r.order_id} was applied as an exception (${r.actual}${r.actual === 'OVERFILL' || (r.note && !new Dec(r.note).isZero()) ? `, ${r.note} beyond the order's quantity` : ''}): review it.`;
+    case T.ORDER_LOG_MISMATCH:
+      if (r.field === 'status') {
+        return `Order ${r.order_id} is ${r.actual}, but its log's last status change (entry ${r.note}) left it ${r.expected}: entries are missing or the order was changed outside Tradetrail.`;
+      }
+      if (r.field === 'log') return `Order ${r.order_id} has no log entries at all: its trail was deleted.`;
+      return `Order ${r.order_id} has filled ${r.actual} (with any overfill), but the ${r.note} fill(s) its log records add up to ${r.expected}.`;
+    case T.BROKEN_LOG:
+      if (r.field === 'checkpoint') return `The Merkle tree no longer matches the signed checkpoints: ${r.note}.`;
+      if (r.field === 'leaf') {
+        return r.actual === 'missing'
+          ? `Log entry ${r.entry_id} (${r.expected}) is a leaf of the signed tree but is gone from the log: it was deleted.`
+          : r.expected === 'in the tree'
+            ? `Log entry ${r.entry_id} of order ${r.order_id} has no valid seal and was kept out of the tree: it was not written by Tradetrail.`
+            : `Leaf of log entry ${r.entry_id} was ${r.expected}, the log now has it as ${r.actual}: entries were renumbered or moved.`;
+      }
+      if (r.field === 'seq') {
+        return `Order ${r.order_id}'s log skips from entry ${Number(r.expected) - 1} to ${r.actual}: entries were deleted.`;
+      }
+      if (r.field === 'prevHash') {
+        return `Log entry ${r.entry_id} of order ${r.order_id} does not point at its predecessor's hash: the chain was cut or reordered.`;
+      }
+      return `Log entry ${r.entry_id} of order ${r.order_id} no longer hashes to its stored hash: it was edited.`;
+  }
+}
+
+export interface ReportSummary {
+  totals: DataQualityTotal[];
+  issueCount: number;
+  filledOrders: number;
+  linkedFilledOrders: number;
+  linkRate: string | null;
+}
+
+/** Link rate and counts of filled orders in the range. */
+export async function linkRate(
+  m: EntityManager,
+  range: Range,
+): Promise<Pick<ReportSummary, 'filledOrders' | 'linkedFilledOrders' | 'linkRate'>> {
+  const [r] = (await m.query(
+    `SELECT count(*)::int AS filled, count(*) FILTER (WHERE o.position_id IS NOT NULL)::int AS linked
+     FROM orders o WHERE (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}`,
+    [range.from, range.to],
+  )) as { filled: number; linked: number }[];
+  return {
+    filledOrders: r.filled,
+    linkedFilledOrders: r.linked,
+    linkRate: r.filled ? new Dec(r.linked).dividedBy(r.filled).toDecimalPlaces(6).toFixed() : null,
+  };
+}

@@ -1,0 +1,305 @@
+import type { EntityManager } from 'typeorm';
+import type { Dec } from '../decimal';
+import { bookKey, compareFills, FILL_SELECT, type LedgerFill, ledgerFill } from '../position/book.service';
+import { contractMultiplier } from '../position/instrument';
+import { Position, PositionStatus } from '../position/position.entity';
+import { netBook, type Segment } from '../position/position.math';
+import { hydrate } from '../request-db';
+import { DataQualityIssueType } from './data-quality.types';
+import type { IssueRow, Range } from './data-quality.service';
+
+/** Fills read per page while streaming books. */
+const PAGE = 20_000;
+
+/** A position as the replay of its book says it must be, and the stored position its fills are in. */
+export interface ReplayedPosition {
+  segment: Segment<LedgerFill>;
+  /** The stored position holding the segment's fills (the one most of them are in). */
+  positionId: string | null;
+  /** Other positions some of its fills are in (they should all be in one). */
+  strays: LedgerFill[];
+  flippedFromId: string | null;
+  multiplier: Dec;
+}
+
+/** Replays one book (its fills in event order, busted ones included and skipped) into its positions. */
+export function replayBook(symbol: string, fills: LedgerFill[]): ReplayedPosition[] {
+  const multiplier = contractMultiplier(symbol);
+  const effective = fills.filter((f) => !f.busted).sort(compareFills);
+  const replayed: ReplayedPosition[] = [];
+  for (const segment of netBook(null, effective, multiplier)) {
+    const count = new Map<string | null, number>();
+    for (const f of segment.fills) count.set(f.positionId, (count.get(f.positionId) ?? 0) + 1);
+    const [positionId] = [...count].sort((a, b) => b[1] - a[1])[0];
+    const previous = replayed[replayed.length - 1];
+    replayed.push({
+      segment,
+      positionId,
+      strays: segment.fills.filter((f) => f.positionId !== positionId),
+      flippedFromId: segment.flipped ? (previous?.positionId ?? null) : null,
+      multiplier,
+    });
+  }
+  return replayed;
+}
+
+/** The stored figures of a position against its replay: one row per field that differs. */
+export function compareWithReplay(stored: Position, r: ReplayedPosition): Omit<IssueRow, 'type'>[] {
+  const s = r.segment;
+  const status = s.closedAt ? PositionStatus.CLOSED : PositionStatus.OPEN;
+  const time = (d: Date | null) => d?.toISOString() ?? null;
+  const fields: [string, string | null, string | null, boolean][] = [
+    ['quantity', s.state.quantity.toFixed(), stored.quantity.toFixed(), stored.quantity.eq(s.state.quantity)],
+    ['costBasis', s.state.costBasis.toFixed(), stored.costBasis.toFixed(), stored.costBasis.eq(s.state.costBasis)],
+    [
+      'realizedPnl',
+      s.state.realizedPnl.toFixed(),
+      stored.realizedPnl.toFixed(),
+      stored.realizedPnl.eq(s.state.realizedPnl),
+    ],
+    [
+      'totalCommission',
+      s.state.totalCommission.toFixed(),
+      stored.totalCommission.toFixed(),
+      stored.totalCommission.eq(s.state.totalCommission),
+    ],
+    [
+      'averageEntryPrice',
+      s.averageEntryPrice.toFixed(),
+      stored.averageEntryPrice.toFixed(),
+      stored.averageEntryPrice.eq(s.averageEntryPrice),
+    ],
+    ['status', status, stored.status, stored.status === status],
+    ['openedAt', time(s.openedAt), time(stored.openedAt), time(s.openedAt) === time(stored.openedAt)],
+    ['closedAt', time(s.closedAt), time(stored.closedAt), time(s.closedAt) === time(stored.closedAt)],
+    ['flippedFromId', r.flippedFromId, stored.flippedFromId, r.flippedFromId === stored.flippedFromId],
+    [
+      'contractMultiplier',
+      r.multiplier.toFixed(),
+      stored.contractMultiplier.toFixed(),
+      stored.contractMultiplier.eq(r.multiplier),
+    ],
+  ];
+  return fields
+    .filter(([, , , same]) => !same)
+    .map(([field, expected, actual]) => ({
+      trader_id: stored.traderId,
+      symbol: stored.symbol,
+      order_id: null,
+      position_id: stored.id,
+      fill_id: null,
+      entry_id: null,
+      field,
+      expected,
+      actual,
+      at: stored.openedAt,
+    }));
+}
+
+/** Every disagreement between a book's stored positions and its replay. */
+function bookMismatches(
+  book: { traderId: string; symbol: string },
+  fills: LedgerFill[],
+  stored: Map<string, Position>,
+  withFills: Set<string>,
+  range: Range,
+  sink: (row: IssueRow) => void,
+): void {
+  const inRange = (p: Position) => (!range.from || p.openedAt >= range.from) && (!range.to || p.openedAt < range.to);
+  const type = DataQualityIssueType.REPLAY_MISMATCH;
+  const claimed = new Set<string>();
+  for (const r of replayBook(book.symbol, fills)) {
+    const position = r.positionId ? stored.get(r.positionId) : undefined;
+    const first = r.segment.fills[0];
+    if (!position) {
+      // Its fills are in no position, or in one of another book (ORPHANED_POSITION_REFERENCE says which).
+      if (
+        r.positionId === null &&
+        (!range.from || first.executedAt >= range.from) &&
+        (!range.to || first.executedAt < range.to)
+      ) {
+        sink({
+          type,
+          trader_id: book.traderId,
+          symbol: book.symbol,
+          order_id: first.orderId,
+          position_id: null,
+          fill_id: first.id,
+          entry_id: null,
+          field: 'positionId',
+          expected: 'a position',
+          actual: null,
+          at: first.executedAt,
+          note: `the replay opens a position at fill ${first.id} (${r.segment.fills.length} fill(s)), but none of those fills is in a position`,
+        });
+      }
+      continue;
+    }
+    if (claimed.has(position.id)) {
+      if (inRange(position)) {
+        sink({
+          type,
+          trader_id: book.traderId,
+          symbol: book.symbol,
+          order_id: first.orderId,
+          position_id: position.id,
+          fill_id: first.id,
+          entry_id: null,
+          field: 'fills',
+          expected: 'a position of its own',
+          actual: position.id,
+          at: position.openedAt,
+          note: `it holds the fills of more than one position of the replay (a later one starts at fill ${first.id})`,
+        });
+      }
+      continue;
+    }
+    claimed.add(position.id);
+    if (!inRange(position)) continue;
+    for (const row of compareWithReplay(position, r)) sink({ ...row, type });
+    for (const f of r.strays) {
+      sink({
+        type,
+        trader_id: book.traderId,
+        symbol: book.symbol,
+        order_id: f.orderId,
+        position_id: position.id,
+        fill_id: f.id,
+        entry_id: null,
+        field: 'fill.positionId',
+        expected: position.id,
+        actual: f.positionId,
+        at: position.openedAt,
+        note: `fill ${f.id} belongs to this position in the replay, but is stored in ${f.positionId ?? 'no position'}`,
+      });
+    }
+  }
+  for (const p of stored.values()) {
+    if (!claimed.has(p.id) && inRange(p) && withFills.has(p.id)) {
+      sink({
+        type,
+        trader_id: book.traderId,
+        symbol: book.symbol,
+        order_id: null,
+        position_id: p.id,
+        fill_id: null,
+        entry_id: null,
+        field: 'existence',
+        expected: 'no such position',
+        actual: p.status,
+        at: p.openedAt,
+        note: 'the replay of its book has no such position: its fills belong to other positions',
+      });
+    }
+  }
+}
+
+/** The stored positions of some books, by book, and the ids of those that hold fills. */
+async function storedPositions(
+  m: EntityManager,
+  books: { traderId: string; symbol: string }[],
+): Promise<{ byBook: Map<string, Map<string, Position>>; withFills: Set<string> }> {
+  const rows = (await m.query(
+    `SELECT p.*, EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id) AS has_fills
+     FROM positions p WHERE (p.trader_id, p.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))`,
+    [books.map((b) => b.traderId), books.map((b) => b.symbol)],
+  )) as Record<string, unknown>[];
+  const byBook = new Map<string, Map<string, Position>>();
+  const withFills = new Set<string>();
+  for (const row of rows) {
+    const p = hydrate(m, Position, row);
+    if (row.has_fills === true) withFills.add(p.id);
+    const key = bookKey(p.traderId, p.symbol);
+    if (!byBook.has(key)) byBook.set(key, new Map());
+    byBook.get(key)!.set(p.id, p);
+  }
+  return { byBook, withFills };
+}
+
+/**
+ * REPLAY_MISMATCH: every book with a position opened in the range is replayed from its first fill
+ * (DOMAIN.md §4, the ledger's own rules) and compared with its stored positions. Fills are streamed
+ * through a cursor in book order, a page at a time; memory holds one page and the current book.
+ */
+export async function replayMismatches(m: EntityManager, range: Range, sink: (row: IssueRow) => void): Promise<void> {
+  const cursor = 'tradetrail_replay_check';
+  const scoped = range.from || range.to;
+  await m.query(
+    `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT}
+     ${
+       scoped
+         ? `WHERE (f.trader_id, f.symbol) IN (SELECT p.trader_id, p.symbol FROM positions p
+              WHERE ($1::timestamptz IS NULL OR p.opened_at >= $1::timestamptz) AND ($2::timestamptz IS NULL OR p.opened_at < $2::timestamptz))`
+         : ''
+     }
+     ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
+    scoped ? [range.from, range.to] : [],
+  );
+  try {
+    let carry: LedgerFill[] = [];
+    for (;;) {
+      const rows = (await m.query(`FETCH ${PAGE} FROM ${cursor}`)) as Record<string, unknown>[];
+      const fills = carry.concat(rows.map(ledgerFill));
+      const done = rows.length < PAGE;
+      let cut = fills.length;
+      if (!done) {
+        const last = fills[fills.length - 1];
+        while (cut > 0 && fills[cut - 1].traderId === last.traderId && fills[cut - 1].symbol === last.symbol) cut--;
+      }
+      carry = fills.slice(cut);
+      await checkBooks(m, fills.slice(0, cut), range, sink);
+      if (done) break;
+    }
+  } finally {
+    await m.query(`CLOSE ${cursor}`);
+  }
+}
+
+async function checkBooks(
+  m: EntityManager,
+  fills: LedgerFill[],
+  range: Range,
+  sink: (row: IssueRow) => void,
+): Promise<void> {
+  const books = new Map<string, { traderId: string; symbol: string; fills: LedgerFill[] }>();
+  for (const f of fills) {
+    const key = bookKey(f.traderId, f.symbol);
+    if (!books.has(key)) books.set(key, { traderId: f.traderId, symbol: f.symbol, fills: [] });
+    books.get(key)!.fills.push(f);
+  }
+  if (!books.size) return;
+  const { byBook, withFills } = await storedPositions(m, [...books.values()]);
+  for (const [key, book] of books) {
+    bookMismatches(book, book.fills, byBook.get(key) ?? new Map(), withFills, range, sink);
+  }
+}
+
+/**
+ * The replay of the books of `positions`: for each position, what its book's replay says it must be
+ * (undefined when the replay has no position holding its fills). One statement for all of them.
+ */
+export async function replayedPositions(
+  m: EntityManager,
+  positions: readonly { id: string; traderId: string; symbol: string }[],
+): Promise<Map<string, ReplayedPosition>> {
+  const books = [...new Map(positions.map((p) => [bookKey(p.traderId, p.symbol), p])).values()];
+  const out = new Map<string, ReplayedPosition>();
+  if (!books.length) return out;
+  const rows = (await m.query(
+    `SELECT ${FILL_SELECT} WHERE (f.trader_id, f.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))
+     ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
+    [books.map((b) => b.traderId), books.map((b) => b.symbol)],
+  )) as Record<string, unknown>[];
+  const byBook = new Map<string, LedgerFill[]>();
+  for (const f of rows.map(ledgerFill)) {
+    const key = bookKey(f.traderId, f.symbol);
+    if (!byBook.has(key)) byBook.set(key, []);
+    byBook.get(key)!.push(f);
+  }
+  for (const b of books) {
+    for (const r of replayBook(b.symbol, byBook.get(bookKey(b.traderId, b.symbol)) ?? [])) {
+      if (r.positionId && !out.has(r.positionId)) out.set(r.positionId, r);
+    }
+  }
+  return out;
+}
