@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Client } from 'pg';
 import { ComplianceScheduler, RECONCILE_LOCK, REPORT_LOCK } from '../src/compliance/scheduler';
 import { loadDemoData } from '../src/demo-data';
@@ -491,6 +493,36 @@ describe('scheduled work', () => {
       const both = await Promise.all([one.runReconcile(), two.runReconcile()]);
       expect(both.filter(Boolean).length).toBeGreaterThanOrEqual(1);
       await Promise.all([one.stop(), two.stop()]);
+    });
+  });
+});
+
+describe("examples/compliance (the README's compliance section), in order, on the demo data", () => {
+  const dir = path.join(__dirname, '..', 'examples', 'compliance');
+
+  it('each returns its documented result: the report finds the unlinked order, the dry run proposes the link, apply fixes it, the next run finds nothing', async () => {
+    await scenario(async ({ app }) => {
+      const names = readdirSync(dir)
+        .filter((f) => f.endsWith('.graphql'))
+        .sort();
+      expect(names).toHaveLength(5);
+      for (const name of names) {
+        const query = readFileSync(path.join(dir, name), 'utf8');
+        const res = await app.run(query, {}, name.includes('reconcile') ? ADMIN : COMPLIANCE);
+        expect(res.errors).toBeUndefined();
+        const file = path.join(dir, name.replace(/\.graphql$/, '.result.json'));
+        const actual = JSON.stringify({ data: res.data }, null, 2) + '\n';
+        // UPDATE_EXAMPLES=1 npm test -- compliance rewrites the files after a deliberate change.
+        if (process.env.UPDATE_EXAMPLES === '1') writeFileSync(file, actual);
+        expect(actual).toBe(readFileSync(file, 'utf8'));
+      }
+      const results = names.map(
+        (n) => JSON.parse(readFileSync(path.join(dir, n.replace(/\.graphql$/, '.result.json')), 'utf8')).data,
+      );
+      expect(results[0].dataQualityReport.totals.find((t: any) => t.type === 'UNLINKED_FILLED_ORDER').count).toBe(1);
+      expect(results[1].reconcile).toMatchObject({ applied: false, proposed: 1, fixed: 0 });
+      expect(results[2].reconcile).toMatchObject({ applied: true, proposed: 1, fixed: 1 });
+      expect(results[3].reconcile).toMatchObject({ proposed: 0, fixes: [] });
     });
   });
 });
