@@ -7,6 +7,7 @@ import express from 'express';
 import type { GraphQLSchema } from 'graphql';
 import type { DataSource } from 'typeorm';
 import type { Config } from './config';
+import { exportRoutes } from './compliance/export.routes';
 import { type Context, createContext, type LogAccess } from './context';
 import { findCheckpoint } from './execution-log/proof.service';
 import { DEVELOPMENT_ADMIN, type TokenVerifier } from './auth';
@@ -74,8 +75,9 @@ export interface App {
 }
 
 /**
- * The HTTP application: `/graphql`, the offline query page at `/`, `/healthz`, and the log's public
- * key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep copies).
+ * The HTTP application: `/graphql`, the offline query page at `/`, `/healthz`, the log's public
+ * key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep copies),
+ * and the exports of a trail (`/export/{positions,orders,traders}/:id`).
  */
 export async function createApp(
   dataSource: DataSource,
@@ -131,6 +133,9 @@ export async function createApp(
       else next();
     });
   }
+
+  // Streamed exports of a trail (NDJSON, CSV): same tokens, roles and row-level security as /graphql.
+  app.use(exportRoutes(dataSource, cfg, verify));
 
   app.use(
     '/graphql',

@@ -21,6 +21,9 @@ import { replayMismatches } from './replay-check';
  * checkpoint the tree no longer matches) have no time and are always reported.
  */
 
+/** The statement timeout of the report's transaction (the per-request one is for API requests). */
+export const REPORT_STATEMENT_TIMEOUT_MS = 600_000;
+
 export interface Range {
   from: Date | null;
   to: Date | null;
@@ -276,6 +279,8 @@ export async function findIssues(
   }
   const wanted = new Set(options.types?.length ? options.types : TYPE_ORDER);
   const params = [range.from, range.to];
+  // Whole-history checks of a large ledger take longer than an API request may: this transaction only.
+  await m.query(`SET LOCAL statement_timeout = ${REPORT_STATEMENT_TIMEOUT_MS}`);
   for (const type of reportOrder()) {
     if (!wanted.has(type)) continue;
     if (type === T.REPLAY_MISMATCH) {

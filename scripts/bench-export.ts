@@ -1,0 +1,295 @@
+/**
+ * `npm run bench:export [-- --rows 100000,1000000]`: the streamed export of a trail over HTTP. Builds,
+ * with set-based SQL, one trader per size with orders of 5 rows each (the order, 2 fills, 2 sealed and
+ * chained log entries), integrates the entries into the Merkle tree, starts the real server in its own
+ * process, and exports each trader as NDJSON and as CSV with a compliance token: rows/s, MB/s and the
+ * server's peak RSS during each export (sampled from /proc/<pid>/status), to show that memory does not
+ * grow with the rows. Prints numbers, asserts nothing. Uses DATABASE_URL's server when set (a scratch
+ * database, dropped afterwards), else a temporary embedded PostgreSQL. BENCH_CPU_PROF=DIR writes a CPU
+ * profile of the server (node --cpu-prof) into DIR.
+ *
+ * `buildExportData` and `exportOnce` are exported for other benchmarks (and the export test).
+ */
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../ormconfig';
+import { mintToken } from '../src/auth';
+import { config } from '../src/config';
+import { freePort } from '../src/db';
+import { setSealKey } from '../src/execution-log/entry-encoding';
+import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
+import { type LogEntry, logInsertSql, logRowsJson } from '../src/execution-log/execution-log.service';
+import { LogIntegrator } from '../src/execution-log/log-integrator';
+import { logKeyFromSeed, logKeyPem } from '../src/execution-log/log-key';
+import { OrderStatus } from '../src/order/order.entity';
+import { scratchDatabase } from './bench-db';
+
+/** Rows of the export per built order: the order, its 2 fills, its 2 log entries. */
+export const ROWS_PER_ORDER = 5;
+const CHUNK = 4_000;
+
+export interface BuiltTrail {
+  traderId: string;
+  orders: number;
+  /** Data rows an export of the trader holds (orders + fills + corrections + entries). */
+  rows: number;
+}
+
+/**
+ * `orders` FILLED orders of one trader (a new one unless `traderId`), each with 2 fills and 2 log
+ * entries, in chunks of 4,000 orders: orders and fills by `generate_series`, entries in one
+ * statement per chunk through the chain trigger (numbered and hashed by the database) and sealed with
+ * the process's seal key (`setSealKey`; the server that integrates or serves them needs the same log
+ * key). Orders are created 1 ms apart from `start`, so time ranges select predictable ones.
+ */
+export async function buildExportData(
+  ds: DataSource,
+  options: { orders: number; traderId?: string; start?: Date; prefix?: string },
+): Promise<BuiltTrail> {
+  const start = options.start ?? new Date(Date.UTC(2026, 0, 5, 14, 30));
+  const prefix = options.prefix ?? randomUUID().slice(0, 8);
+  const traderId =
+    options.traderId ??
+    (
+      (await ds.query(`INSERT INTO traders (name) VALUES ($1) RETURNING id`, [`Export ${prefix}`])) as { id: string }[]
+    )[0].id;
+  for (let first = 0; first < options.orders; first += CHUNK) {
+    const last = Math.min(options.orders, first + CHUNK) - 1;
+    await ds.transaction(async (m) => {
+      // Writes as an admin would, so that row-level security passes for a non-superuser owner too.
+      await m.query(`SET LOCAL tradetrail.role = 'admin'`);
+      const orders = (await m.query(
+        `INSERT INTO orders (trader_id, client_order_id, symbol, side, order_type, quantity, status, base_status,
+           filled_quantity, fill_notional, average_fill_price, submitted_at, filled_at, created_at, updated_at)
+         SELECT $1, $2 || '-' || g, 'SYM' || (g % 50), CASE WHEN g % 2 = 0 THEN 'BUY'::order_side ELSE 'SELL'::order_side END,
+           'MARKET', 10, 'FILLED', 'ACCEPTED', 10, 1002.5, 100.25, t, t, t, t
+         FROM generate_series($3::int, $4::int) g, LATERAL (SELECT $5::timestamptz + g * interval '1 millisecond' AS t) x
+         RETURNING id, created_at`,
+        [traderId, prefix, first, last, start.toISOString()],
+      )) as { id: string; created_at: Date }[];
+      await m.query(
+        `INSERT INTO fills (order_id, trader_id, symbol, exec_id, quantity, price, commission, venue, executed_at)
+         SELECT o.id, o.trader_id, o.symbol, $2 || '-' || o.client_order_id || '-' || i, 5, 100 + i * 0.25, 0.01, 'XNAS',
+           o.created_at + i * interval '100 microseconds'
+         FROM orders o, generate_series(0, 1) i WHERE o.id = ANY($1::uuid[])`,
+        [orders.map((o) => o.id), prefix],
+      );
+      const entries = orders.flatMap((o): LogEntry[] => [
+        {
+          orderId: o.id,
+          traderId,
+          action: ExecutionLogAction.SUBMITTED,
+          toStatus: OrderStatus.PENDING,
+          occurredAt: o.created_at,
+        },
+        {
+          orderId: o.id,
+          traderId,
+          action: ExecutionLogAction.FILLED,
+          fromStatus: OrderStatus.ACCEPTED,
+          toStatus: OrderStatus.FILLED,
+          details: { filledQuantity: '10', averageFillPrice: '100.25' },
+          occurredAt: o.created_at,
+        },
+      ]);
+      await m.query(logInsertSql('$1'), [logRowsJson({ actor: 'bench', source: 'BENCH' }, entries)]);
+    });
+  }
+  return { traderId, orders: options.orders, rows: options.orders * ROWS_PER_ORDER };
+}
+
+export interface ExportMeasurement {
+  status: number;
+  /** Data rows received (records other than the header, checkpoint and end records / the CSV header row). */
+  rows: number;
+  bytes: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** Peak RSS of process `pid` while the export ran (sampled every 20 ms), when a pid is given. */
+  peakRssMb: number | null;
+}
+
+/** Resident set size of a process, in MB (Linux). */
+export function rssMb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) / 1024 : NaN;
+}
+
+/**
+ * Downloads one export (`path` such as `/export/traders/<id>?format=csv`) and measures it: rows
+ * counted as they arrive (NDJSON: lines; CSV: CRLF record ends, a line break inside a quoted field being
+ * a bare LF), without keeping the body. node:http rather than fetch: its web streams would cost this
+ * process (which shares the cores with the server) several times more CPU per MB.
+ */
+export async function exportOnce(
+  baseUrl: string,
+  exportPath: string,
+  token: string,
+  serverPid?: number,
+): Promise<ExportMeasurement> {
+  let peak = serverPid ? rssMb(serverPid) : NaN;
+  const timer = serverPid ? setInterval(() => (peak = Math.max(peak, rssMb(serverPid))), 20) : undefined;
+  const t0 = process.hrtime.bigint();
+  try {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+      http
+        .get(`${baseUrl}${exportPath}`, { headers: { authorization: `Bearer ${token}` } }, resolve)
+        .on('error', reject),
+    );
+    const csv = (res.headers['content-type'] ?? '').startsWith('text/csv');
+    let bytes = 0;
+    let records = 0;
+    let previous = 0;
+    for await (const buf of res as AsyncIterable<Buffer>) {
+      bytes += buf.length;
+      for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) {
+        if (!csv || (i > 0 ? buf[i - 1] : previous) === 13) records += 1;
+      }
+      if (buf.length) previous = buf[buf.length - 1];
+    }
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    // NDJSON: the header and end records, and the checkpoint record; CSV: the header row and the checkpoint row.
+    const overhead =
+      res.statusCode !== 200 ? records : (csv ? 1 : 2) + (res.headers['x-tradetrail-checkpoint'] === 'none' ? 0 : 1);
+    const rows = records - overhead;
+    return {
+      status: res.statusCode ?? 0,
+      rows,
+      bytes,
+      seconds,
+      rowsPerSecond: rows / seconds,
+      peakRssMb: serverPid ? peak : null,
+    };
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+export interface RunningServer {
+  url: string;
+  pid: number;
+  /** SIGTERM, and waits for the process to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The real server in its own process, as deployed (production mode, the token secret and the log key
+ * through the environment, no demo data), on `databaseUrl`; resolves once it serves.
+ */
+export async function startServer(
+  databaseUrl: string,
+  keys: { jwtSecret: string; logKeyPem: string },
+): Promise<RunningServer> {
+  const port = await freePort();
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...profile, path.join(__dirname, '..', 'src', 'index.js')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'error',
+      TRADETRAIL_DEMO_DATA: 'off',
+      TRADETRAIL_JWT_SECRET: keys.jwtSecret,
+      TRADETRAIL_LOG_SIGNING_KEY: keys.logKeyPem,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
+    child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function sizes(): number[] {
+  const i = process.argv.indexOf('--rows');
+  const list = i > 0 ? process.argv[i + 1].split(',').map(Number) : [100_000, 1_000_000];
+  if (!list.every((n) => Number.isInteger(n) && n >= ROWS_PER_ORDER)) {
+    console.error('--rows takes a comma-separated list of whole numbers, e.g. 100000,1000000');
+    process.exit(2);
+  }
+  return list;
+}
+
+async function main(): Promise<void> {
+  const rowCounts = sizes();
+  const scratch = await scratchDatabase('tt_bench_export');
+  const ds = new DataSource(dataSourceOptions(scratch.url, 4, false));
+  const key = logKeyFromSeed(createHash('sha256').update('bench export').digest(), 'tradetrail');
+  setSealKey(key.sealKey);
+  let server: RunningServer | undefined;
+  try {
+    await ds.initialize();
+    await ds.runMigrations({ transaction: 'each' });
+
+    const traders: BuiltTrail[] = [];
+    for (const rows of rowCounts) {
+      const t0 = Date.now();
+      traders.push(await buildExportData(ds, { orders: Math.ceil(rows / ROWS_PER_ORDER) }));
+      console.log(`  built ${traders[traders.length - 1].rows} rows in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const t1 = Date.now();
+    const rounds = await new LogIntegrator(ds, key, {
+      intervalMs: 0,
+      log: { info: () => undefined, error: (f, msg) => console.error(msg, f) },
+    }).integrateAll();
+    console.log(
+      `  integrated ${rounds[rounds.length - 1].treeSize} entries into the tree in ${((Date.now() - t1) / 1000).toFixed(1)} s`,
+    );
+    await ds.query(`VACUUM ANALYZE`);
+
+    const secret = randomUUID() + randomUUID();
+    const token = await mintToken(secret, { sub: 'bench-compliance', role: 'compliance' });
+    server = await startServer(scratch.url, { jwtSecret: secret, logKeyPem: logKeyPem(key) });
+    const { url, pid } = server;
+
+    // Warm-up (JIT, plans), not reported.
+    await exportOnce(url, `/export/traders/${traders[0].traderId}?format=ndjson`, token);
+    await exportOnce(url, `/export/traders/${traders[0].traderId}?format=csv`, token);
+
+    console.log(
+      `\nTradetrail export benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'})`,
+    );
+    console.log(`  server RSS before the exports: ${rssMb(pid).toFixed(0)} MB`);
+    for (const trader of traders) {
+      for (const format of ['ndjson', 'csv'] as const) {
+        const r = await exportOnce(url, `/export/traders/${trader.traderId}?format=${format}`, token, pid);
+        const ok =
+          r.status === 200 && r.rows === trader.rows ? '' : ` (status ${r.status}, expected ${trader.rows} rows)`;
+        console.log(
+          `  ${format.padEnd(6)} ${String(r.rows).padStart(9)} rows, ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MB in ` +
+            `${r.seconds.toFixed(2).padStart(6)} s = ${Math.round(r.rowsPerSecond).toLocaleString('en-US').padStart(9)} rows/s, ` +
+            `${(r.bytes / 2 ** 20 / r.seconds).toFixed(1)} MB/s; server peak RSS ${r.peakRssMb!.toFixed(0)} MB${ok}`,
+        );
+      }
+    }
+    console.log('');
+  } finally {
+    await server?.stop();
+    if (ds.isInitialized) await ds.destroy();
+    await scratch.drop();
+  }
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.stack : error);
+    process.exit(1);
+  });
+}
