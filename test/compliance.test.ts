@@ -1,15 +1,14 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client } from 'pg';
+import { type Client } from 'pg';
 import { ComplianceScheduler, RECONCILE_LOCK, REPORT_LOCK } from '../src/compliance/scheduler';
 import { loadDemoData } from '../src/demo-data';
 import { makeTrader } from './factories';
 import {
-  adminQuery,
   ADMIN,
   COMPLIANCE,
   createTestDatabase,
-  databaseUrl,
+  onTamperableCopy,
   SERVICE,
   startTestApp,
   type TestApp,
@@ -57,21 +56,7 @@ afterAll(async () => {
 });
 
 /** A copy of the demo database, an app on it, and a superuser connection with triggers bypassed. */
-async function scenario(work: (ctx: { app: TestApp; su: Client }) => Promise<void>): Promise<void> {
-  const name = `${base.name}_q${Math.random().toString(16).slice(2, 8)}`;
-  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${base.name}"`);
-  const app = await startTestApp(databaseUrl(name));
-  const su = new Client({ connectionString: databaseUrl(name) });
-  await su.connect();
-  await su.query(`SET session_replication_role = replica`);
-  try {
-    await work({ app, su });
-  } finally {
-    await su.end();
-    await app.close();
-    await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  }
-}
+const scenario = (work: (ctx: { app: TestApp; su: Client }) => Promise<void>) => onTamperableCopy(base.name, work);
 
 async function ok<T = any>(app: TestApp, query: string, variables?: Record<string, unknown>, principal = ADMIN) {
   const r = await app.run<T>(query, variables, principal);

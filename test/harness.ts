@@ -143,3 +143,28 @@ export async function startTestApp(
     },
   };
 }
+
+/**
+ * Runs `work` on a fresh copy of the database `templateName` (CREATE DATABASE … TEMPLATE), with an app
+ * on it and a superuser connection whose triggers are bypassed (`session_replication_role = replica`),
+ * as someone with the database's superuser password would tamper with it; drops the copy afterwards.
+ */
+export async function onTamperableCopy(
+  templateName: string,
+  work: (ctx: { app: TestApp; su: Client }) => Promise<void>,
+  options: { checkpointFile?: string } = {},
+): Promise<void> {
+  const name = `${templateName}_c${randomBytes(3).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${templateName}"`);
+  const app = await startTestApp(databaseUrl(name), options);
+  const su = new Client({ connectionString: databaseUrl(name) });
+  await su.connect();
+  await su.query(`SET session_replication_role = replica`);
+  try {
+    await work({ app, su });
+  } finally {
+    await su.end();
+    await app.close();
+    await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  }
+}

@@ -1,17 +1,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
+import { type Client } from 'pg';
 import { signCheckpoint, verifyCheckpoint } from '../src/execution-log/checkpoint';
 import { canonicalColumnsSql, entryLeafHash } from '../src/execution-log/entry-encoding';
 import { TreeTamperedError } from '../src/execution-log/log-integrator';
 import { leafHash, verifyConsistency, verifyInclusion } from '../src/execution-log/merkle';
 import { makeTrader } from './factories';
 import {
-  adminQuery,
   COMPLIANCE,
   createTestDatabase,
-  databaseUrl,
+  onTamperableCopy,
   SERVICE,
   startTestApp,
   type TestApp,
@@ -99,34 +98,27 @@ afterAll(async () => {
   await base?.drop();
 });
 
-/** A copy of the base database, an app on it, and a superuser connection with triggers bypassed. */
-async function scenario(
+/** A copy of the base database, an app on it, a superuser connection with triggers bypassed, and an order's entries. */
+function scenario(
   work: (ctx: { app: TestApp; su: Client; entries: (orderId: string) => Promise<Entry[]> }) => Promise<void>,
   options: { checkpointFile?: string } = {},
 ): Promise<void> {
-  const name = `${base.name}_c${Math.random().toString(16).slice(2, 8)}`;
-  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${base.name}"`);
-  const app = await startTestApp(databaseUrl(name), options);
-  const su = new Client({ connectionString: databaseUrl(name) });
-  await su.connect();
-  await su.query(`SET session_replication_role = replica`);
-  try {
-    await work({
-      app,
-      su,
-      entries: async (orderId) =>
-        (
-          await su.query(
-            `SELECT id, seq, action, hash, prev_hash FROM execution_logs WHERE order_id = $1 ORDER BY seq`,
-            [orderId],
-          )
-        ).rows,
-    });
-  } finally {
-    await su.end();
-    await app.close();
-    await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  }
+  return onTamperableCopy(
+    base.name,
+    ({ app, su }) =>
+      work({
+        app,
+        su,
+        entries: async (orderId) =>
+          (
+            await su.query(
+              `SELECT id, seq, action, hash, prev_hash FROM execution_logs WHERE order_id = $1 ORDER BY seq`,
+              [orderId],
+            )
+          ).rows,
+      }),
+    options,
+  );
 }
 interface Entry {
   id: string;
