@@ -84,7 +84,7 @@ const halfEven18 = (n: string, d: string) => `(
      THEN 1 ELSE 0 END) * 1e-18)`;
 
 /** The set-based checks: one statement each. */
-const CHECKS: { type: T; sql: string }[] = [
+const CHECKS: { type: T; sql: string | string[] }[] = [
   {
     type: T.UNLINKED_FILLED_ORDER,
     sql: `SELECT o.trader_id, o.symbol, o.id AS order_id, first.position_id, first.id AS fill_id, NULL::uuid AS entry_id,
@@ -143,23 +143,34 @@ const CHECKS: { type: T; sql: string }[] = [
   },
   {
     type: T.ORDER_FILL_MISMATCH,
+    // A cheap, exact pre-filter first: a stored average a of n/q is right only if 2·|a·q − n| ≤ q·1e-18
+    // (equal only at a tie, which the exact half-even check then decides).
     sql: `WITH ${EFFECTIVE_FILLS},
-      agg AS (SELECT order_id, sum(quantity) AS q, sum(quantity * price) AS n FROM eff GROUP BY order_id)
+      agg AS (SELECT order_id, sum(quantity) AS q, sum(quantity * price) AS n FROM eff GROUP BY order_id),
+      suspect AS (
+        SELECT o.id, o.trader_id, o.symbol, o.position_id, o.created_at, o.quantity, o.filled_quantity, o.overfilled_quantity,
+          o.fill_notional, o.average_fill_price, coalesce(a.q, 0) AS q, coalesce(a.n, 0) AS n
+        FROM orders o LEFT JOIN agg a ON a.order_id = o.id
+        WHERE ${inRange('o.created_at')} AND (
+          o.filled_quantity <> least(coalesce(a.q, 0), o.quantity)
+          OR o.overfilled_quantity <> greatest(coalesce(a.q, 0) - o.quantity, 0)
+          OR o.fill_notional <> coalesce(a.n, 0)
+          OR CASE WHEN coalesce(a.q, 0) > 0
+                  THEN o.average_fill_price IS NULL OR 2 * abs(o.average_fill_price * a.q - a.n) >= a.q * 1e-18
+                  ELSE o.average_fill_price IS NOT NULL END)
+      )
       SELECT o.trader_id, o.symbol, o.id AS order_id, o.position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
         d.field, d.expected, d.actual, o.created_at AS at
-      FROM orders o
-      LEFT JOIN agg a ON a.order_id = o.id
-      CROSS JOIN LATERAL (SELECT coalesce(a.q, 0) AS q, coalesce(a.n, 0) AS n) v
+      FROM suspect o
+      CROSS JOIN LATERAL (SELECT CASE WHEN o.q > 0 THEN ${halfEven18('o.n', 'o.q')} END AS average) v
       CROSS JOIN LATERAL (VALUES
-        ('filledQuantity', least(v.q, o.quantity)::text, o.filled_quantity::text, o.filled_quantity = least(v.q, o.quantity)),
-        ('overfilledQuantity', greatest(v.q - o.quantity, 0)::text, o.overfilled_quantity::text,
-          o.overfilled_quantity = greatest(v.q - o.quantity, 0)),
-        ('fillNotional', v.n::text, o.fill_notional::text, o.fill_notional = v.n),
-        ('averageFillPrice', CASE WHEN v.q > 0 THEN ${halfEven18('v.n', 'v.q')}::text END, o.average_fill_price::text,
-          CASE WHEN v.q > 0 THEN o.average_fill_price IS NOT DISTINCT FROM ${halfEven18('v.n', 'v.q')}
-               ELSE o.average_fill_price IS NULL END)
+        ('filledQuantity', least(o.q, o.quantity)::text, o.filled_quantity::text, o.filled_quantity = least(o.q, o.quantity)),
+        ('overfilledQuantity', greatest(o.q - o.quantity, 0)::text, o.overfilled_quantity::text,
+          o.overfilled_quantity = greatest(o.q - o.quantity, 0)),
+        ('fillNotional', o.n::text, o.fill_notional::text, o.fill_notional = o.n),
+        ('averageFillPrice', v.average::text, o.average_fill_price::text, o.average_fill_price IS NOT DISTINCT FROM v.average)
       ) AS d(field, expected, actual, same)
-      WHERE NOT d.same AND ${inRange('o.created_at')}`,
+      WHERE NOT d.same`,
   },
   {
     type: T.POSITION_WITHOUT_ORDERS,
@@ -228,29 +239,31 @@ const CHECKS: { type: T; sql: string }[] = [
     // the hash of its content. The tree: every leaf's entry still there, at its place; no entry older
     // than the integrator's horizon left out of the tree (it refused it: not written by Tradetrail).
     type: T.BROKEN_LOG,
-    sql: `SELECT c.trader_id, NULL::varchar AS symbol, c.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, c.id AS entry_id,
-        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN 'seq' WHEN c.prev_hash IS DISTINCT FROM c.before THEN 'prevHash'
-             ELSE 'hash' END AS field,
-        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN (coalesce(c.prev_seq, 0) + 1)::text
-             WHEN c.prev_hash IS DISTINCT FROM c.before THEN c.before
-             ELSE execution_log_hash(c.prev_hash, c.entry) END AS expected,
-        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN c.seq::text
-             WHEN c.prev_hash IS DISTINCT FROM c.before THEN c.prev_hash ELSE c.hash END AS actual,
+    sql: [
+      // Links: numbered 1, 2, 3…, each pointing at its predecessor's hash.
+      `SELECT c.trader_id, NULL::varchar AS symbol, c.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, c.id AS entry_id,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN 'seq' ELSE 'prevHash' END AS field,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN (coalesce(c.prev_seq, 0) + 1)::text ELSE c.before END AS expected,
+        CASE WHEN c.seq <> coalesce(c.prev_seq, 0) + 1 THEN c.seq::text ELSE c.prev_hash END AS actual,
         c.recorded_at AS at
       FROM (
-        SELECT l.id, l.order_id, l.trader_id, l.seq, l.prev_hash, l.hash, l.recorded_at, l AS entry,
+        SELECT l.id, l.order_id, l.trader_id, l.seq, l.prev_hash, l.recorded_at,
           lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS before
         FROM execution_logs l
         WHERE ($1::timestamptz IS NULL AND $2::timestamptz IS NULL)
            OR l.order_id IN (SELECT r.order_id FROM execution_logs r WHERE ${inRange('r.recorded_at')})
         WINDOW w AS (PARTITION BY l.order_id ORDER BY l.seq)
       ) c
-      WHERE ${inRange('c.recorded_at')} AND (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before
-        OR c.hash <> execution_log_hash(c.prev_hash, c.entry))
-      UNION ALL
-      SELECT l.trader_id, NULL, x.order_id, NULL, NULL, x.entry_id, 'leaf',
-        'entry ' || x.order_id || ' #' || x.seq, CASE WHEN l.id IS NULL THEN 'missing' ELSE 'entry ' || l.order_id || ' #' || l.seq END,
-        NULL::timestamptz
+      WHERE ${inRange('c.recorded_at')} AND (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before)`,
+      // Contents: each hash recomputed (a plain scan, so PostgreSQL may run it in parallel).
+      `SELECT l.trader_id, NULL::varchar AS symbol, l.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, l.id AS entry_id,
+        'hash' AS field, execution_log_hash(l.prev_hash, l) AS expected, l.hash AS actual, l.recorded_at AS at
+      FROM execution_logs l
+      WHERE ${inRange('l.recorded_at')} AND l.hash <> execution_log_hash(l.prev_hash, l)`,
+      // The tree: every leaf's entry still there, at its place; nothing older than the horizon left out.
+      `SELECT l.trader_id, NULL::varchar AS symbol, x.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, x.entry_id,
+        'leaf' AS field, 'entry ' || x.order_id || ' #' || x.seq AS expected,
+        CASE WHEN l.id IS NULL THEN 'missing' ELSE 'entry ' || l.order_id || ' #' || l.seq END AS actual, NULL::timestamptz AS at
       FROM log_leaves x LEFT JOIN execution_logs l ON l.id = x.entry_id
       WHERE l.id IS NULL OR l.order_id <> x.order_id OR l.seq <> x.seq
       UNION ALL
@@ -258,6 +271,7 @@ const CHECKS: { type: T; sql: string }[] = [
       FROM execution_logs l CROSS JOIN log_tree_state s
       WHERE s.id = 1 AND l.tx < s.tx_horizon AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
         AND ${inRange('l.recorded_at')}`,
+    ],
   },
 ];
 
@@ -288,7 +302,9 @@ export async function findIssues(
       continue;
     }
     const check = CHECKS.find((c) => c.type === type)!;
-    for (const row of (await m.query(check.sql, params)) as Omit<IssueRow, 'type'>[]) sink({ ...row, type });
+    for (const sql of typeof check.sql === 'string' ? [check.sql] : check.sql) {
+      for (const row of (await m.query(sql, params)) as Omit<IssueRow, 'type'>[]) sink({ ...row, type });
+    }
     if (type === T.BROKEN_LOG && options.key) {
       const problem = await checkStoredTree(m, options.key);
       if (problem) {
