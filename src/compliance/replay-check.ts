@@ -48,41 +48,53 @@ export function compareWithReplay(stored: Position, r: ReplayedPosition): Omit<I
   const s = r.segment;
   const status = s.closedAt ? PositionStatus.CLOSED : PositionStatus.OPEN;
   const time = (d: Date | null) => d?.toISOString() ?? null;
-  const fields: [string, string | null, string | null, boolean][] = [
-    ['quantity', s.state.quantity.toFixed(), stored.quantity.toFixed(), stored.quantity.eq(s.state.quantity)],
-    ['costBasis', s.state.costBasis.toFixed(), stored.costBasis.toFixed(), stored.costBasis.eq(s.state.costBasis)],
+  const sameTime = (a: Date | null, b: Date | null) => (a?.getTime() ?? null) === (b?.getTime() ?? null);
+  // [field, same?, expected, actual]: the texts are written only for a field that differs.
+  const fields: [string, boolean, () => string | null, () => string | null][] = [
+    [
+      'quantity',
+      stored.quantity.eq(s.state.quantity),
+      () => s.state.quantity.toFixed(),
+      () => stored.quantity.toFixed(),
+    ],
+    [
+      'costBasis',
+      stored.costBasis.eq(s.state.costBasis),
+      () => s.state.costBasis.toFixed(),
+      () => stored.costBasis.toFixed(),
+    ],
     [
       'realizedPnl',
-      s.state.realizedPnl.toFixed(),
-      stored.realizedPnl.toFixed(),
       stored.realizedPnl.eq(s.state.realizedPnl),
+      () => s.state.realizedPnl.toFixed(),
+      () => stored.realizedPnl.toFixed(),
     ],
     [
       'totalCommission',
-      s.state.totalCommission.toFixed(),
-      stored.totalCommission.toFixed(),
       stored.totalCommission.eq(s.state.totalCommission),
+      () => s.state.totalCommission.toFixed(),
+      () => stored.totalCommission.toFixed(),
     ],
     [
       'averageEntryPrice',
-      s.averageEntryPrice.toFixed(),
-      stored.averageEntryPrice.toFixed(),
       stored.averageEntryPrice.eq(s.averageEntryPrice),
+      () => s.averageEntryPrice.toFixed(),
+      () => stored.averageEntryPrice.toFixed(),
     ],
-    ['status', status, stored.status, stored.status === status],
-    ['openedAt', time(s.openedAt), time(stored.openedAt), time(s.openedAt) === time(stored.openedAt)],
-    ['closedAt', time(s.closedAt), time(stored.closedAt), time(s.closedAt) === time(stored.closedAt)],
-    ['flippedFromId', r.flippedFromId, stored.flippedFromId, r.flippedFromId === stored.flippedFromId],
+    ['status', stored.status === status, () => status, () => stored.status],
+    ['openedAt', sameTime(s.openedAt, stored.openedAt), () => time(s.openedAt), () => time(stored.openedAt)],
+    ['closedAt', sameTime(s.closedAt, stored.closedAt), () => time(s.closedAt), () => time(stored.closedAt)],
+    ['flippedFromId', r.flippedFromId === stored.flippedFromId, () => r.flippedFromId, () => stored.flippedFromId],
     [
       'contractMultiplier',
-      r.multiplier.toFixed(),
-      stored.contractMultiplier.toFixed(),
       stored.contractMultiplier.eq(r.multiplier),
+      () => r.multiplier.toFixed(),
+      () => stored.contractMultiplier.toFixed(),
     ],
   ];
   return fields
-    .filter(([, , , same]) => !same)
-    .map(([field, expected, actual]) => ({
+    .filter(([, same]) => !same)
+    .map(([field, , expected, actual]) => ({
       trader_id: stored.traderId,
       symbol: stored.symbol,
       order_id: null,
@@ -90,8 +102,8 @@ export function compareWithReplay(stored: Position, r: ReplayedPosition): Omit<I
       fill_id: null,
       entry_id: null,
       field,
-      expected,
-      actual,
+      expected: expected(),
+      actual: actual(),
       at: stored.openedAt,
     }));
 }
@@ -237,17 +249,31 @@ export async function replayMismatches(m: EntityManager, range: Range, sink: (ro
   );
   try {
     let carry: LedgerFill[] = [];
+    const fetch = () => {
+      const page = m.query(`FETCH ${PAGE} FROM ${cursor}`) as Promise<Record<string, unknown>[]>;
+      page.catch(() => undefined); // awaited on the next turn of the loop
+      return page;
+    };
+    let next = fetch();
     for (;;) {
-      const rows = (await m.query(`FETCH ${PAGE} FROM ${cursor}`)) as Record<string, unknown>[];
-      const fills = carry.concat(rows.map(ledgerFill));
+      const rows = await next;
       const done = rows.length < PAGE;
+      const fills = carry.concat(rows.map(ledgerFill));
       let cut = fills.length;
       if (!done) {
         const last = fills[fills.length - 1];
         while (cut > 0 && fills[cut - 1].traderId === last.traderId && fills[cut - 1].symbol === last.symbol) cut--;
       }
       carry = fills.slice(cut);
-      await checkBooks(m, fills.slice(0, cut), range, sink);
+      const books = bookFills(fills.slice(0, cut));
+      const stored = books.size ? await storedPositions(m, [...books.values()]) : undefined;
+      // The next page is read while this one is replayed.
+      if (!done) next = fetch();
+      if (stored) {
+        for (const [key, book] of books) {
+          bookMismatches(book, book.fills, stored.byBook.get(key) ?? new Map(), stored.withFills, range, sink);
+        }
+      }
       if (done) break;
     }
   } finally {
@@ -255,23 +281,15 @@ export async function replayMismatches(m: EntityManager, range: Range, sink: (ro
   }
 }
 
-async function checkBooks(
-  m: EntityManager,
-  fills: LedgerFill[],
-  range: Range,
-  sink: (row: IssueRow) => void,
-): Promise<void> {
+/** Fills (in book order) grouped by book. */
+function bookFills(fills: LedgerFill[]): Map<string, { traderId: string; symbol: string; fills: LedgerFill[] }> {
   const books = new Map<string, { traderId: string; symbol: string; fills: LedgerFill[] }>();
   for (const f of fills) {
     const key = bookKey(f.traderId, f.symbol);
     if (!books.has(key)) books.set(key, { traderId: f.traderId, symbol: f.symbol, fills: [] });
     books.get(key)!.fills.push(f);
   }
-  if (!books.size) return;
-  const { byBook, withFills } = await storedPositions(m, [...books.values()]);
-  for (const [key, book] of books) {
-    bookMismatches(book, book.fills, byBook.get(key) ?? new Map(), withFills, range, sink);
-  }
+  return books;
 }
 
 /**
@@ -290,14 +308,9 @@ export async function replayedPositions(
      ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
     [books.map((b) => b.traderId), books.map((b) => b.symbol)],
   )) as Record<string, unknown>[];
-  const byBook = new Map<string, LedgerFill[]>();
-  for (const f of rows.map(ledgerFill)) {
-    const key = bookKey(f.traderId, f.symbol);
-    if (!byBook.has(key)) byBook.set(key, []);
-    byBook.get(key)!.push(f);
-  }
+  const byBook = bookFills(rows.map(ledgerFill));
   for (const b of books) {
-    for (const r of replayBook(b.symbol, byBook.get(bookKey(b.traderId, b.symbol)) ?? [])) {
+    for (const r of replayBook(b.symbol, byBook.get(bookKey(b.traderId, b.symbol))?.fills ?? [])) {
       if (r.positionId && !out.has(r.positionId)) out.set(r.positionId, r);
     }
   }
