@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { Dec } from '../decimal';
 import { BadUserInputError } from '../errors';
-import { checkStoredTree } from '../execution-log/log-verification.service';
+import { checkStoredTree, LEDGER_STATEMENT_TIMEOUT_MS } from '../execution-log/log-verification.service';
 import type { LogKey } from '../execution-log/log-key';
 import {
   DataQualityIssueType as T,
@@ -22,7 +22,7 @@ import { replayMismatches } from './replay-check';
  */
 
 /** The statement timeout of the report's transaction (the per-request one is for API requests). */
-export const REPORT_STATEMENT_TIMEOUT_MS = 600_000;
+export const REPORT_STATEMENT_TIMEOUT_MS = LEDGER_STATEMENT_TIMEOUT_MS;
 
 export interface Range {
   from: Date | null;

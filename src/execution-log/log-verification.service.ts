@@ -354,6 +354,9 @@ export function orderAgainstLog(
   return problems;
 }
 
+/** The statement timeout of a whole-ledger verification's transaction. */
+export const LEDGER_STATEMENT_TIMEOUT_MS = 600_000;
+
 export interface LedgerVerification {
   valid: boolean;
   treeSize: number;
@@ -380,6 +383,9 @@ export async function verifyLedger(
 ): Promise<LedgerVerification> {
   const limit = options.limit ?? 100;
   const page = options.page ?? 5000;
+  // A whole large log takes longer than an API request may (its final scan for entries outside the
+  // tree is one statement): this transaction only.
+  await m.query(`SET LOCAL statement_timeout = ${LEDGER_STATEMENT_TIMEOUT_MS}`);
   const problems: LogProblem[] = [];
   const rows = await allCheckpoints(m);
   const stored: Checkpoint[] = [];
