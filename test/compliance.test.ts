@@ -329,6 +329,32 @@ describe('tampering as a database superuser', () => {
   });
 });
 
+describe('a report over a time range', () => {
+  it('replays a book from the flat point before the range: a flip successor opened in the range is checked against the replay of its chain', async () => {
+    await scenario(async ({ app, su }) => {
+      const [flipped] = (
+        await su.query(
+          `SELECT p.id, p.opened_at, p.realized_pnl::text AS pnl FROM positions p
+           WHERE p.flipped_from_id IS NOT NULL ORDER BY p.opened_at LIMIT 1`,
+        )
+      ).rows;
+      expect(flipped).toBeDefined();
+      await su.query(`UPDATE positions SET cost_basis = cost_basis + 0.5 WHERE id = $1`, [flipped.id]);
+      const at = new Date(flipped.opened_at).getTime();
+      const window = { from: new Date(at).toISOString(), to: new Date(at + 1).toISOString() };
+      const inside = await report(app, { ...window, types: ['REPLAY_MISMATCH'] });
+      expect(nodes(inside).map((n: any) => [n.positionId, n.field])).toEqual([[flipped.id, 'costBasis']]);
+      const before = await report(app, {
+        from: new Date(at - 86_400_000).toISOString(),
+        to: new Date(at).toISOString(),
+        types: ['REPLAY_MISMATCH'],
+      });
+      expect(before.issueCount).toBe(0);
+      expect((await report(app, { types: ['REPLAY_MISMATCH'] })).issueCount).toBe(1);
+    });
+  });
+});
+
 describe('reconcile during ingestion', () => {
   it('loses nothing: fills recorded while books are being fixed all land, and every book ends equal to its replay', async () => {
     await scenario(async ({ app, su }) => {

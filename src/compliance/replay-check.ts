@@ -236,15 +236,29 @@ async function storedPositions(
 export async function replayMismatches(m: EntityManager, range: Range, sink: (row: IssueRow) => void): Promise<void> {
   const cursor = 'tradetrail_replay_check';
   const scoped = range.from || range.to;
+  // With a range, each book is replayed from the last point it was flat before its first position
+  // opened in the range: the first fill of the flip chain's root (positions before it are outside
+  // the range, and a replay from flat there is the replay of the whole book, if they are right).
   await m.query(
-    `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT}
-     ${
-       scoped
-         ? `WHERE (f.trader_id, f.symbol) IN (SELECT p.trader_id, p.symbol FROM positions p
-              WHERE ($1::timestamptz IS NULL OR p.opened_at >= $1::timestamptz) AND ($2::timestamptz IS NULL OR p.opened_at < $2::timestamptz))`
-         : ''
-     }
-     ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
+    scoped
+      ? `DECLARE ${cursor} NO SCROLL CURSOR FOR
+         WITH RECURSIVE chain AS (
+           SELECT p.id, p.flipped_from_id, 0 AS depth FROM positions p
+           WHERE ($1::timestamptz IS NULL OR p.opened_at >= $1::timestamptz) AND ($2::timestamptz IS NULL OR p.opened_at < $2::timestamptz)
+           UNION ALL
+           SELECT p.id, p.flipped_from_id, c.depth + 1 FROM chain c JOIN positions p ON p.id = c.flipped_from_id WHERE c.depth < 10000
+         ),
+         starts AS (
+           SELECT DISTINCT ON (first.trader_id, first.symbol) first.trader_id, first.symbol, first.executed_at, first.arrival
+           FROM (SELECT DISTINCT id FROM chain WHERE flipped_from_id IS NULL) r
+           CROSS JOIN LATERAL (SELECT x.trader_id, x.symbol, x.executed_at, x.arrival FROM fills x WHERE x.position_id = r.id
+                               ORDER BY x.executed_at, x.arrival LIMIT 1) first
+           ORDER BY first.trader_id, first.symbol, first.executed_at, first.arrival
+         )
+         SELECT ${FILL_SELECT}
+         JOIN starts s ON s.trader_id = f.trader_id AND s.symbol = f.symbol AND (f.executed_at, f.arrival) >= (s.executed_at, s.arrival)
+         ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`
+      : `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
     scoped ? [range.from, range.to] : [],
   );
   try {
