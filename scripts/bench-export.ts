@@ -1,19 +1,26 @@
 /**
- * `npm run bench:export [-- --rows 100000,1000000]`: the streamed export of a trail over HTTP. Builds,
+ * `npm run bench:export [-- --rows 100000,1000000] [--baseline DIR]`: the streamed export of a trail over HTTP. Builds,
  * with set-based SQL, one trader per size with orders of 5 rows each (the order, 2 fills, 2 sealed and
  * chained log entries), integrates the entries into the Merkle tree, starts the real server in its own
  * process, and exports each trader as NDJSON and as CSV with a compliance token: rows/s, MB/s and the
  * server's peak RSS during each export (sampled from /proc/<pid>/status), to show that memory does not
- * grow with the rows. Prints numbers, asserts nothing. Uses DATABASE_URL's server when set (a scratch
+ * grow with the rows, and the CPU time each export cost the server, PostgreSQL (all its processes, when
+ * it runs on this machine) and this client (which reads the download), from /proc. Prints numbers, asserts nothing. Uses DATABASE_URL's server when set (a scratch
  * database, dropped afterwards), else a temporary embedded PostgreSQL. BENCH_CPU_PROF=DIR writes a CPU
  * profile of the server (node --cpu-prof) into DIR.
+ *
+ * `--baseline DIR` compares with another build of the server (DIR is its output directory, e.g. the
+ * previous commit checked out elsewhere and built with `npx tsc -p tsconfig.build.json --outDir DIR`;
+ * it must find this checkout's node_modules, e.g. through a symlink next to DIR): both servers run on
+ * the same data, and each export runs on the baseline and then on this build, back to back, so that
+ * both see the same load on the machine.
  *
  * `buildExportData` and `exportOnce` are exported for other benchmarks (and the export test).
  */
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -115,6 +122,53 @@ export interface ExportMeasurement {
   peakRssMb: number | null;
 }
 
+/** CPU time (user + system) of a process, in seconds (Linux); NaN when it cannot be read. */
+export function cpuSeconds(pid: number): number {
+  try {
+    // After the command name (which may hold spaces): [0] state, [1] parent pid, [11] utime and [12] stime in clock ticks (USER_HZ, 100 per second).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * The CPU time the PostgreSQL server `ds` uses (its postmaster's children) spends from `start()` until
+ * the function it returns is called, when the server runs on this machine; NaN otherwise (a server
+ * elsewhere). A process that exits in between is not counted.
+ */
+async function postgresCpu(ds: DataSource): Promise<() => () => number> {
+  const [{ pid }] = (await ds.query(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
+  let postmaster: string;
+  try {
+    postmaster = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1];
+  } catch {
+    return () => () => NaN;
+  }
+  const snapshot = (): Map<string, number> => {
+    const cpu = new Map<string, number>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ');
+        if (fields[1] === postmaster) cpu.set(entry, (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return cpu;
+  };
+  return () => {
+    const before = snapshot();
+    return () => {
+      let total = 0;
+      for (const [child, cpu] of snapshot()) total += cpu - (before.get(child) ?? 0);
+      return total;
+    };
+  };
+}
+
 /** Resident set size of a process, in MB (Linux). */
 export function rssMb(pid: number): number {
   const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -185,10 +239,12 @@ export interface RunningServer {
 export async function startServer(
   databaseUrl: string,
   keys: { jwtSecret: string; logKeyPem: string },
+  /** The compiled entry point: this build's by default. */
+  entry = path.join(__dirname, '..', 'src', 'index.js'),
 ): Promise<RunningServer> {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, path.join(__dirname, '..', 'src', 'index.js')], {
+  const child = spawn(process.execPath, [...profile, entry], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -217,6 +273,18 @@ export async function startServer(
   };
 }
 
+/** The value of `--baseline`: another build's output directory, checked to hold a server. */
+function baselineEntry(): string | undefined {
+  const i = process.argv.indexOf('--baseline');
+  if (i < 0) return undefined;
+  const entry = path.resolve(process.argv[i + 1] ?? '', 'src', 'index.js');
+  if (!existsSync(entry)) {
+    console.error(`--baseline takes the output directory of another build (no ${entry})`);
+    process.exit(2);
+  }
+  return entry;
+}
+
 function sizes(): number[] {
   const i = process.argv.indexOf('--rows');
   const list = i > 0 ? process.argv[i + 1].split(',').map(Number) : [100_000, 1_000_000];
@@ -229,11 +297,12 @@ function sizes(): number[] {
 
 async function main(): Promise<void> {
   const rowCounts = sizes();
+  const baseline = baselineEntry();
   const scratch = await scratchDatabase('tt_bench_export');
   const ds = new DataSource(dataSourceOptions(scratch.url, 4, false));
   const key = logKeyFromSeed(createHash('sha256').update('bench export').digest(), 'tradetrail');
   setSealKey(key.sealKey);
-  let server: RunningServer | undefined;
+  const servers: { label: string; server: RunningServer }[] = [];
   try {
     await ds.initialize();
     await ds.runMigrations({ transaction: 'each' });
@@ -256,32 +325,62 @@ async function main(): Promise<void> {
 
     const secret = randomUUID() + randomUUID();
     const token = await mintToken(secret, { sub: 'bench-compliance', role: 'compliance' });
-    server = await startServer(scratch.url, { jwtSecret: secret, logKeyPem: logKeyPem(key) });
-    const { url, pid } = server;
+    const keys = { jwtSecret: secret, logKeyPem: logKeyPem(key) };
+    if (baseline) servers.push({ label: 'baseline', server: await startServer(scratch.url, keys, baseline) });
+    servers.push({ label: baseline ? 'this build' : '', server: await startServer(scratch.url, keys) });
 
     // Warm-up (JIT, plans), not reported.
-    await exportOnce(url, `/export/traders/${traders[0].traderId}?format=ndjson`, token);
-    await exportOnce(url, `/export/traders/${traders[0].traderId}?format=csv`, token);
+    for (const { server } of servers) {
+      await exportOnce(server.url, `/export/traders/${traders[0].traderId}?format=ndjson`, token);
+      await exportOnce(server.url, `/export/traders/${traders[0].traderId}?format=csv`, token);
+    }
 
     console.log(
-      `\nTradetrail export benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'})`,
+      `\nTradetrail export benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'}; load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')})`,
     );
-    console.log(`  server RSS before the exports: ${rssMb(pid).toFixed(0)} MB`);
+    for (const { label, server } of servers) {
+      console.log(`  server RSS before the exports${label ? ` (${label})` : ''}: ${rssMb(server.pid).toFixed(0)} MB`);
+    }
+    const pgCpu = await postgresCpu(ds);
+    const seconds = (cpu: number) => (Number.isNaN(cpu) ? 'n/a' : `${cpu.toFixed(2)} s`);
     for (const trader of traders) {
       for (const format of ['ndjson', 'csv'] as const) {
-        const r = await exportOnce(url, `/export/traders/${trader.traderId}?format=${format}`, token, pid);
-        const ok =
-          r.status === 200 && r.rows === trader.rows ? '' : ` (status ${r.status}, expected ${trader.rows} rows)`;
-        console.log(
-          `  ${format.padEnd(6)} ${String(r.rows).padStart(9)} rows, ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MB in ` +
-            `${r.seconds.toFixed(2).padStart(6)} s = ${Math.round(r.rowsPerSecond).toLocaleString('en-US').padStart(9)} rows/s, ` +
-            `${(r.bytes / 2 ** 20 / r.seconds).toFixed(1)} MB/s; server peak RSS ${r.peakRssMb!.toFixed(0)} MB${ok}`,
-        );
+        for (const { label, server } of servers) {
+          const cpu0 = { server: cpuSeconds(server.pid), pg: pgCpu(), client: process.cpuUsage() };
+          const r = await exportOnce(
+            server.url,
+            `/export/traders/${trader.traderId}?format=${format}`,
+            token,
+            server.pid,
+          );
+          const ok =
+            r.status === 200 && r.rows === trader.rows ? '' : ` (status ${r.status}, expected ${trader.rows} rows)`;
+          console.log(
+            `  ${format.padEnd(6)} ${String(r.rows).padStart(9)} rows, ${(r.bytes / 2 ** 20).toFixed(0).padStart(5)} MB in ` +
+              `${r.seconds.toFixed(2).padStart(6)} s = ${Math.round(r.rowsPerSecond).toLocaleString('en-US').padStart(9)} rows/s, ` +
+              `${(r.bytes / 2 ** 20 / r.seconds).toFixed(1)} MB/s; server peak RSS ${r.peakRssMb!.toFixed(0)} MB${ok}` +
+              (label ? ` (${label})` : ''),
+          );
+          const client = process.cpuUsage(cpu0.client);
+          console.log(
+            `           CPU: server ${seconds(cpuSeconds(server.pid) - cpu0.server)}, PostgreSQL ${seconds(cpu0.pg())}, ` +
+              `this client ${seconds((client.user + client.system) / 1e6)}`,
+          );
+        }
       }
     }
+    console.log(
+      `  load average after: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     console.log('');
   } finally {
-    await server?.stop();
+    for (const { server } of servers) await server.stop();
     if (ds.isInitialized) await ds.destroy();
     await scratch.drop();
   }

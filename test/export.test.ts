@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
 import type { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
@@ -10,7 +11,7 @@ import { main as verifyCli } from '../scripts/verify';
 import { buildExportData } from '../scripts/bench-export';
 import { createVerifier, mintToken, type Role } from '../src/auth';
 import { parseConfig } from '../src/config';
-import { EXPORT_BATCH } from '../src/compliance/export';
+import { csvLine, EXPORT_BATCH, neutraliseFormula } from '../src/compliance/export';
 import { TrailVerifier, verifyTrail } from '../src/execution-log/trail';
 import { createApp } from '../src/server';
 import { makeTrader } from './factories';
@@ -571,5 +572,48 @@ describe('exporting 100,000 rows', () => {
       'entry',
       'end',
     ]);
+  });
+});
+
+describe('the CSV formatter', () => {
+  it('writes byte for byte what csv-stringify writes with the options it stands for, awkward values included', () => {
+    const values: unknown[] = [
+      'plain',
+      '',
+      null,
+      undefined,
+      'a,b',
+      'say "hi"',
+      '"',
+      ',',
+      'line\nbreak',
+      'cr\rcr',
+      'crlf\r\n',
+      '=1+2',
+      '+1',
+      '-1.5',
+      '+2e10',
+      '-x',
+      '@SUM(1)',
+      '\tTAB',
+      '\rCR',
+      '=HYPERLINK("http://evil.example","click")',
+      '10.000000000',
+      'ünïcødé — ✓ 😀',
+      7,
+      -3,
+      0,
+      1.5,
+      true,
+      false,
+      { a: [1, '"x"'] },
+    ];
+    const rows = [values, [...values].reverse(), ['only'], [null, null]];
+    const reference = stringify(rows, {
+      record_delimiter: 'windows',
+      quoted_match: /[\r\n]/,
+      cast: { string: neutraliseFormula },
+    });
+    expect(rows.map(csvLine).join('')).toBe(reference);
   });
 });

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
-import { consistencyProofRanges, inclusionProofRanges } from './merkle';
+import { consistencyProofRanges, inclusionProofRanges, type LeafRange } from './merkle';
 import { type Queryable, rangeHashes } from './tree.store';
 
 /** A checkpoint as stored (`log_checkpoints`). */
@@ -99,32 +99,85 @@ export async function inclusionProofsAt(
   checkpoint: StoredCheckpointRow,
 ): Promise<(InclusionProofResult | Error)[]> {
   const leaves = await leavesOf(m, entryIds);
-  const wanted = entryIds.map((id) => {
-    const leaf = leaves.get(id);
+  return inclusionProofsOfLeaves(
+    m,
+    entryIds.map((id) => leaves.get(id)),
+    checkpoint,
+  );
+}
+
+/**
+ * The proof of a leaf in an aligned block of 2^BLOCK_LEVEL leaves that is whole in the tree is the
+ * proof inside that (perfect) block, from the leaf's sibling up (one perfect subtree per level),
+ * followed by the block's own proof, the same for all its leaves: computed once per block.
+ */
+const BLOCK_LEVEL = 4;
+const BLOCK = 2 ** BLOCK_LEVEL;
+
+/**
+ * The same for leaves the caller has already read (undefined: the entry is not in the tree yet), in one
+ * statement: the nodes every proof needs. The proofs of neighbouring leaves share most of their
+ * elements: each distinct one is computed once, and equal elements are the same Buffer.
+ */
+export async function inclusionProofsOfLeaves(
+  db: Queryable,
+  leaves: readonly (LeafRow | undefined)[],
+  checkpoint: StoredCheckpointRow,
+): Promise<(InclusionProofResult | Error)[]> {
+  const size = checkpoint.treeSize;
+  // Every distinct range the proofs need, once; a proof is a list of indexes into it.
+  const ranges: LeafRange[] = [];
+  const seen = new Map<number | string, number>();
+  const ref = (start: number, end: number): number => {
+    const key = end < 2 ** 26 ? start * 2 ** 26 + end : `${start}-${end}`;
+    let i = seen.get(key);
+    if (i === undefined) {
+      i = ranges.push({ start, end }) - 1;
+      seen.set(key, i);
+    }
+    return i;
+  };
+  const blocks = new Map<number, number[]>();
+  const wanted = leaves.map((leaf) => {
     if (!leaf) {
       return new ConflictError(
         'This entry is not in the tree yet: entries are integrated within about a second of their commit.',
       );
     }
-    if (leaf.leafIndex >= checkpoint.treeSize) {
+    const index = leaf.leafIndex;
+    if (index >= size) {
       return new ConflictError(
-        `This entry is leaf ${leaf.leafIndex}, after the checkpoint of size ${checkpoint.treeSize}: ask for a later checkpoint.`,
+        `This entry is leaf ${index}, after the checkpoint of size ${size}: ask for a later checkpoint.`,
       );
     }
-    return { leaf, ranges: inclusionProofRanges(leaf.leafIndex, checkpoint.treeSize) };
+    const block = Math.floor(index / BLOCK);
+    if ((block + 1) * BLOCK > size) {
+      return { leaf, refs: inclusionProofRanges(index, size).map((r) => ref(r.start, r.end)) };
+    }
+    let upper = blocks.get(block);
+    if (!upper) {
+      upper = inclusionProofRanges(index, size)
+        .slice(BLOCK_LEVEL)
+        .map((r) => ref(r.start, r.end));
+      blocks.set(block, upper);
+    }
+    const refs = new Array<number>(BLOCK_LEVEL + upper.length);
+    for (let level = 0, width = 1; level < BLOCK_LEVEL; level++, width *= 2) {
+      const node = Math.floor(index / width);
+      const sibling = (node % 2 === 0 ? node + 1 : node - 1) * width;
+      refs[level] = ref(sibling, sibling + width);
+    }
+    for (let i = 0; i < upper.length; i++) refs[BLOCK_LEVEL + i] = upper[i];
+    return { leaf, refs };
   });
-  const ranges = wanted.flatMap((w) => (w instanceof Error ? [] : w.ranges));
-  const hashes = await rangeHashes(m, ranges);
-  let offset = 0;
+  const hashes = await rangeHashes(db, ranges);
   return wanted.map((w) => {
     if (w instanceof Error) return w;
-    const proof = hashes.slice(offset, offset + w.ranges.length);
-    offset += w.ranges.length;
     return {
       leafIndex: w.leaf.leafIndex,
-      treeSize: checkpoint.treeSize,
+      treeSize: size,
       leafHash: w.leaf.leafHash,
-      hashes: proof,
+      hashes: w.refs.map((i) => hashes[i]),
       checkpoint,
     };
   });

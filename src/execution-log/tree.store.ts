@@ -1,4 +1,4 @@
-import { hashRange, type LeafRange, type NodeId, rangeNodes, rootOf } from './merkle';
+import { hashRange, type LeafRange, type NodeId, nodeHash, rangeNodes } from './merkle';
 
 /** Anything that runs SQL: an EntityManager, a QueryRunner or a DataSource. */
 export interface Queryable {
@@ -16,38 +16,63 @@ export const MIN_STORED_LEVEL = 4;
 
 /**
  * The hashes of perfect subtrees, in one statement: level 0 from `log_leaves`, levels from
- * MIN_STORED_LEVEL from `merkle_nodes`, the levels between recomputed from their leaves. Missing
- * nodes are simply absent from the map.
+ * MIN_STORED_LEVEL from `merkle_nodes`, the levels between recomputed from their leaves (each once,
+ * from the hashes of the level below). Missing nodes are simply absent from the map. The leaves read
+ * for the recomputed nodes are in the map too (as level 0).
  */
 export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promise<Map<string, Buffer>> {
   const found = new Map<string, Buffer>();
   if (!nodes.length) return found;
-  const leaves = new Set<number>();
+  // The leaves under the low nodes, as runs of consecutive indexes (the proofs of consecutive leaves
+  // need overlapping blocks): one index range scan per run instead of one look-up per leaf.
+  const blocks: LeafRange[] = [];
+  const inner: NodeId[] = [];
   for (const n of nodes) {
-    if (n.level >= MIN_STORED_LEVEL) continue;
-    const width = 2 ** n.level;
-    for (let i = n.index * width; i < (n.index + 1) * width; i++) leaves.add(i);
+    if (n.level >= MIN_STORED_LEVEL) inner.push(n);
+    else {
+      const width = 2 ** n.level;
+      blocks.push({ start: n.index * width, end: (n.index + 1) * width });
+    }
   }
-  const inner = nodes.filter((n) => n.level >= MIN_STORED_LEVEL);
+  blocks.sort((a, b) => a.start - b.start);
+  const from: string[] = [];
+  const to: string[] = [];
+  let run: LeafRange | undefined;
+  for (const b of blocks) {
+    if (run && b.start <= run.end) run.end = Math.max(run.end, b.end);
+    else {
+      if (run) {
+        from.push(String(run.start));
+        to.push(String(run.end - 1));
+      }
+      run = { ...b };
+    }
+  }
+  if (run) {
+    from.push(String(run.start));
+    to.push(String(run.end - 1));
+  }
   const rows = (await db.query(
-    `SELECT 0 AS level, leaf_index::text AS idx, leaf_hash AS hash FROM log_leaves WHERE leaf_index = ANY($1::bigint[])
+    `SELECT 0 AS level, l.leaf_index::text AS idx, l.leaf_hash AS hash
+       FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) JOIN log_leaves l ON l.leaf_index BETWEEN r.lo AND r.hi
      UNION ALL
      SELECT n.level, n.idx::text, n.hash FROM merkle_nodes n
-       JOIN unnest($2::smallint[], $3::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`,
-    [[...leaves].map(String), inner.map((n) => n.level), inner.map((n) => String(n.index))],
+       JOIN unnest($3::smallint[], $4::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`,
+    [from, to, inner.map((n) => n.level), inner.map((n) => String(n.index))],
   )) as { level: number; idx: string; hash: Buffer }[];
   for (const r of rows) found.set(`${r.level}:${r.idx}`, r.hash);
-  for (const n of nodes) {
-    if (n.level === 0 || n.level >= MIN_STORED_LEVEL) continue;
-    const width = 2 ** n.level;
-    const hashes: Buffer[] = [];
-    for (let i = n.index * width; i < (n.index + 1) * width; i++) {
-      const leaf = found.get(`0:${i}`);
-      if (!leaf) break;
-      hashes.push(leaf);
-    }
-    if (hashes.length === width) found.set(nodeKey(n), rootOf(hashes));
-  }
+  const low = (level: number, index: number): Buffer | undefined => {
+    const key = `${level}:${index}`;
+    let hash = found.get(key);
+    if (hash || level === 0) return hash;
+    const left = low(level - 1, 2 * index);
+    const right = left && low(level - 1, 2 * index + 1);
+    if (!right) return undefined;
+    hash = nodeHash(left!, right);
+    found.set(key, hash);
+    return hash;
+  };
+  for (const n of nodes) if (n.level > 0 && n.level < MIN_STORED_LEVEL) low(n.level, n.index);
   return found;
 }
 
@@ -55,20 +80,38 @@ export class TreeStorageError extends Error {
   override name = 'TreeStorageError';
 }
 
-/** The hashes of several ranges (proof elements, roots) from the stored nodes, in one statement. */
+/** A range's key: one number while its end fits in 26 bits (so start·2^26 + end is exact), else text. */
+const rangeKey = (r: LeafRange): number | string =>
+  r.end < 2 ** 26 ? r.start * 2 ** 26 + r.end : `${r.start}-${r.end}`;
+
+/**
+ * The hashes of several ranges (proof elements, roots) from the stored nodes, in one statement. Each
+ * distinct range is hashed once (the proofs of neighbouring leaves share most of their ranges), and
+ * equal ranges get the same Buffer.
+ */
 export async function rangeHashes(db: Queryable, ranges: readonly LeafRange[]): Promise<Buffer[]> {
+  const distinct = new Map<number | string, LeafRange>();
+  for (const r of ranges) {
+    const key = rangeKey(r);
+    if (!distinct.has(key)) distinct.set(key, r);
+  }
   const wanted = new Map<string, NodeId>();
-  for (const r of ranges) for (const n of rangeNodes(r)) wanted.set(nodeKey(n), n);
+  for (const r of distinct.values()) for (const n of rangeNodes(r)) wanted.set(nodeKey(n), n);
   const nodes = await readNodes(db, [...wanted.values()]);
-  return ranges.map((r) =>
-    hashRange(r, (n) => {
-      const hash = nodes.get(nodeKey(n));
-      if (!hash) {
-        throw new TreeStorageError(
-          `the tree storage has no hash for leaves ${n.index * 2 ** n.level}–${(n.index + 1) * 2 ** n.level - 1}`,
-        );
-      }
-      return hash;
-    }),
-  );
+  const hashes = new Map<number | string, Buffer>();
+  for (const [key, r] of distinct) {
+    hashes.set(
+      key,
+      hashRange(r, (n) => {
+        const hash = nodes.get(nodeKey(n));
+        if (!hash) {
+          throw new TreeStorageError(
+            `the tree storage has no hash for leaves ${n.index * 2 ** n.level}–${(n.index + 1) * 2 ** n.level - 1}`,
+          );
+        }
+        return hash;
+      }),
+    );
+  }
+  return ranges.map((r) => hashes.get(rangeKey(r))!);
 }

@@ -356,7 +356,11 @@ export class LedgerWrites {
     if (parts.length && this.logs.length >= OVERLAP_SEALS_FROM) {
       // A large write: the database applies the rows while this process seals the log entries (a
       // few microseconds each), then the entries follow in a statement of their own.
-      const applied = run(`${name}_then_log`, `WITH ${ctes.join(',\n')}\nSELECT 1`, parts.map((part) => part.json()));
+      const applied = run(
+        `${name}_then_log`,
+        `WITH ${ctes.join(',\n')}\nSELECT 1`,
+        parts.map((part) => part.json()),
+      );
       applied.catch(() => undefined); // awaited below; never an unhandled rejection meanwhile
       await nextTurn(); // the statement is on its way before the sealing starts
       const entries = logRowsJson(who, this.logs);
@@ -364,11 +368,10 @@ export class LedgerWrites {
       await run('write_log', logInsertSql('$1'), [entries]);
       return;
     }
-    await run(
-      name,
-      `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}${logInsertSql(`$${parts.length + 1}`)}`,
-      [...parts.map((part) => part.json()), logRowsJson(who, this.logs)],
-    );
+    await run(name, `${ctes.length ? `WITH ${ctes.join(',\n')}\n` : ''}${logInsertSql(`$${parts.length + 1}`)}`, [
+      ...parts.map((part) => part.json()),
+      logRowsJson(who, this.logs),
+    ]);
   }
 }
 
@@ -710,9 +713,9 @@ export function replayEntries(
         ? action
         : relinked
           ? ExecutionLogAction.POSITION_LINKED
-        : newException
-          ? ExecutionLogAction.EXCEPTION
-          : ExecutionLogAction.RECOVERED,
+          : newException
+            ? ExecutionLogAction.EXCEPTION
+            : ExecutionLogAction.RECOVERED,
       fromStatus: w.before.status as Order['status'],
       toStatus: w.row.status,
       reason,
