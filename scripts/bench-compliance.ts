@@ -11,20 +11,17 @@
  * temporary embedded PostgreSQL.
  */
 import 'reflect-metadata';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
 import { config } from '../src/config';
-import { freePort } from '../src/db';
 import { setSealKey } from '../src/execution-log/entry-encoding';
 import { generateLogKeyPem, logKeyFromPem } from '../src/execution-log/log-key';
 import { exportOnce, rssMb } from './bench-export';
-import { scratchDatabase } from './bench-db';
+import { type RunningServer, scratchDatabase, startServer } from './bench-db';
 import { buildComplianceData, checkComplianceData, type ComplianceData } from './compliance-data';
 
 const HELP = `Usage: npm run bench:compliance [-- --orders N] [--traders N] [--statement-timeout-ms N]
@@ -196,7 +193,7 @@ async function main(): Promise<void> {
     lines.push(line);
     console.log(`  ${line.what}: ${secs(line.seconds)}${line.result ? `, ${line.result}` : ''}`);
   };
-  let server: ReturnType<typeof spawn> | undefined;
+  let server: RunningServer | undefined;
   let failed = false;
   try {
     await ds.initialize();
@@ -254,30 +251,14 @@ async function main(): Promise<void> {
     const secret = randomUUID() + randomUUID();
     const token = await mintToken(secret, { sub: 'bench-compliance', role: 'compliance' });
     const adminToken = await mintToken(secret, { sub: 'bench-admin', role: 'admin' });
-    const port = await freePort();
     const t3 = Date.now();
-    const started = spawn(process.execPath, [path.join(__dirname, '..', 'src', 'index.js')], {
-      env: {
-        ...process.env,
-        DATABASE_URL: scratch.url,
-        NODE_ENV: 'production',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'error',
-        TRADETRAIL_DEMO_DATA: 'off',
-        TRADETRAIL_JWT_SECRET: secret,
-        TRADETRAIL_LOG_SIGNING_KEY: pem,
-        ...(statementTimeout ? { TRADETRAIL_STATEMENT_TIMEOUT_MS: String(statementTimeout) } : {}),
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    server = started;
-    await new Promise<void>((resolve, reject) => {
-      started.stdout!.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
-      started.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-    });
-    const pid = started.pid!;
-    const url = `http://127.0.0.1:${port}`;
+    server = await startServer(
+      scratch.url,
+      { jwtSecret: secret, logKeyPem: pem },
+      undefined,
+      statementTimeout ? { TRADETRAIL_STATEMENT_TIMEOUT_MS: String(statementTimeout) } : {},
+    );
+    const { pid, url } = server;
 
     // 3. Integration of every entry into the tree, by the server's integrator.
     const integration = await measured(pid, async () => {
@@ -395,11 +376,7 @@ async function main(): Promise<void> {
       printTable(lines);
       console.log('');
     }
-    if (server && server.exitCode === null) {
-      const exited = new Promise((resolve) => server!.on('exit', resolve));
-      server.kill('SIGTERM');
-      await exited;
-    }
+    await server?.stop();
     if (ds.isInitialized) await ds.destroy();
     await scratch.drop();
   }

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,6 +39,57 @@ export async function scratchDatabase(prefix: string): Promise<ScratchDatabase> 
       await admin.end();
       await stopDb();
       if (tmp) rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunningServer {
+  url: string;
+  pid: number;
+  /** SIGTERM, and waits for the process to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The real server in its own process, as deployed (production mode, the token secret and the log key
+ * through the environment, no demo data), on `databaseUrl`; resolves once it serves.
+ */
+export async function startServer(
+  databaseUrl: string,
+  keys: { jwtSecret: string; logKeyPem: string },
+  /** The compiled entry point: this build's by default. */
+  entry = path.join(__dirname, '..', 'src', 'index.js'),
+  /** More settings (e.g. TRADETRAIL_STATEMENT_TIMEOUT_MS). */
+  env: Record<string, string> = {},
+): Promise<RunningServer> {
+  const port = await freePort();
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const child = spawn(process.execPath, [...profile, entry], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'error',
+      TRADETRAIL_DEMO_DATA: 'off',
+      TRADETRAIL_JWT_SECRET: keys.jwtSecret,
+      TRADETRAIL_LOG_SIGNING_KEY: keys.logKeyPem,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
+    child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
 }

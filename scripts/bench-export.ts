@@ -18,7 +18,6 @@
  * `buildExportData` and `exportOnce` are exported for other benchmarks (and the export test).
  */
 import 'reflect-metadata';
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -28,14 +27,13 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
 import { config } from '../src/config';
-import { freePort } from '../src/db';
 import { setSealKey } from '../src/execution-log/entry-encoding';
 import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
 import { type LogEntry, logInsertSql, logRowsJson } from '../src/execution-log/execution-log.service';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { logKeyFromSeed, logKeyPem } from '../src/execution-log/log-key';
 import { OrderStatus } from '../src/order/order.entity';
-import { scratchDatabase } from './bench-db';
+import { type RunningServer, scratchDatabase, startServer } from './bench-db';
 
 /** Rows of the export per built order: the order, its 2 fills, its 2 log entries. */
 export const ROWS_PER_ORDER = 5;
@@ -223,54 +221,6 @@ export async function exportOnce(
   } finally {
     if (timer) clearInterval(timer);
   }
-}
-
-export interface RunningServer {
-  url: string;
-  pid: number;
-  /** SIGTERM, and waits for the process to exit. */
-  stop(): Promise<void>;
-}
-
-/**
- * The real server in its own process, as deployed (production mode, the token secret and the log key
- * through the environment, no demo data), on `databaseUrl`; resolves once it serves.
- */
-export async function startServer(
-  databaseUrl: string,
-  keys: { jwtSecret: string; logKeyPem: string },
-  /** The compiled entry point: this build's by default. */
-  entry = path.join(__dirname, '..', 'src', 'index.js'),
-): Promise<RunningServer> {
-  const port = await freePort();
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, entry], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      NODE_ENV: 'production',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'error',
-      TRADETRAIL_DEMO_DATA: 'off',
-      TRADETRAIL_JWT_SECRET: keys.jwtSecret,
-      TRADETRAIL_LOG_SIGNING_KEY: keys.logKeyPem,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
-    child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 /** The value of `--baseline`: another build's output directory, checked to hold a server. */

@@ -9,17 +9,14 @@
  */
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
 import autocannon from 'autocannon';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
 import { config } from '../src/config';
-import { freePort } from '../src/db';
 import { generateLogKeyPem } from '../src/execution-log/log-key';
-import { scratchDatabase } from './bench-db';
+import { scratchDatabase, startServer } from './bench-db';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -54,33 +51,8 @@ async function main(): Promise<void> {
   const secret = randomUUID() + randomUUID();
   const token = await mintToken(secret, { sub: 'bench-gateway', role: 'service' });
   // The server as it is deployed: its own process (the load generator must not share its event loop).
-  const port = await freePort();
-  const server = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []),
-      path.join(__dirname, '..', 'src', 'index.js'),
-    ],
-    {
-      env: {
-        ...process.env,
-        DATABASE_URL: scratch.url,
-        NODE_ENV: 'production',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'error',
-        TRADETRAIL_DEMO_DATA: 'off',
-        TRADETRAIL_JWT_SECRET: secret,
-        TRADETRAIL_LOG_SIGNING_KEY: generateLogKeyPem(),
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
-    server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
-  });
-  const url = `http://127.0.0.1:${port}`;
+  const server = await startServer(scratch.url, { jwtSecret: secret, logKeyPem: generateLogKeyPem() });
+  const { url } = server;
 
   let n = 0;
   const execution = () => ({
@@ -238,9 +210,7 @@ async function main(): Promise<void> {
       `p50 ${Math.round(delay.p50)} ms, p99 ${Math.round(delay.p99)} ms, max ${Math.round(delay.max)} ms (${delay.checkpoints} checkpoints)\n`,
   );
 
-  const exited = new Promise((resolve) => server.on('exit', resolve));
-  server.kill('SIGTERM');
-  await exited;
+  await server.stop();
   await ds.destroy();
   await scratch.drop();
 }
