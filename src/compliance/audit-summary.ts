@@ -55,27 +55,16 @@ export interface ComplianceLoaders {
   auditSummaryByPositionId: DataLoader<string, PositionAuditSummary | null>;
 }
 
-/** Two statements for any number of positions: their aggregates, and the fills of their books for the replay. */
+/** Two statements for any number of positions: the positions with their order counts, and the fills of their books. */
 export function createComplianceLoaders(db: RequestDb): ComplianceLoaders {
   return {
     auditSummaryByPositionId: new DataLoader(async (ids) => {
       const summaries = await db.run(async (m) => {
         const rows = (await m.query(
           `SELECT p.id, p.trader_id, p.symbol, p.quantity::text AS quantity, p.realized_pnl::text AS realized_pnl,
-             coalesce(f.q, 0)::text AS signed, coalesce(f.exceptions, 0)::int AS exceptions, f.first_at, f.last_at,
              (SELECT count(*)::int FROM orders o
               WHERE o.position_id = p.id OR o.id IN (SELECT x.order_id FROM fills x WHERE x.position_id = p.id)) AS orders
-           FROM positions p
-           LEFT JOIN LATERAL (
-             SELECT sum(CASE WHEN o.side = 'BUY' THEN 1 ELSE -1 END * coalesce(c.quantity, f.quantity)) AS q,
-               count(*) FILTER (WHERE f.arrival_exception IS NOT NULL OR f.overfilled_quantity > 0) AS exceptions,
-               min(f.executed_at) AS first_at, max(f.executed_at) AS last_at
-             FROM fills f JOIN orders o ON o.id = f.order_id
-             LEFT JOIN LATERAL (SELECT kind, quantity FROM fill_corrections c WHERE c.fill_id = f.id
-                                ORDER BY c.seq DESC LIMIT 1) c ON true
-             WHERE f.position_id = p.id AND c.kind IS DISTINCT FROM 'BUST'
-           ) f ON true
-           WHERE p.id = ANY($1::uuid[])`,
+           FROM positions p WHERE p.id = ANY($1::uuid[])`,
           [ids],
         )) as {
           id: string;
@@ -83,21 +72,19 @@ export function createComplianceLoaders(db: RequestDb): ComplianceLoaders {
           symbol: string;
           quantity: string;
           realized_pnl: string;
-          signed: string;
-          exceptions: number;
-          first_at: Date | null;
-          last_at: Date | null;
           orders: number;
         }[];
-        const replay = await replayedPositions(
+        // The fills of their books, read once: their own fills' figures and the replay.
+        const books = await replayedPositions(
           m,
           rows.map((r) => ({ id: r.id, traderId: r.trader_id, symbol: r.symbol })),
         );
         return new Map(
           rows.map((r) => {
-            const replayed = replay.get(r.id);
+            const replayed = books.replayed.get(r.id);
+            const own = books.stored.get(r.id) ?? [];
             const quantity = new Dec(r.quantity);
-            const signed = new Dec(r.signed);
+            const signed = own.reduce((sum, f) => sum.plus(f.signedQuantity), new Dec(0));
             const carried = replayed ? replayed.segment.state.quantity.minus(signed) : new Dec(0);
             const pnl = replayed?.segment.state.realizedPnl ?? null;
             const summary: PositionAuditSummary = {
@@ -109,9 +96,9 @@ export function createComplianceLoaders(db: RequestDb): ComplianceLoaders {
               replayedRealizedPnl: pnl?.toFixed() ?? null,
               realizedPnlConsistent: pnl !== null && pnl.eq(r.realized_pnl),
               orderCount: r.orders,
-              exceptionCount: r.exceptions,
-              firstExecutionAt: r.first_at,
-              lastExecutionAt: r.last_at,
+              exceptionCount: own.filter((f) => f.arrivalException || f.overfilled.gt(0)).length,
+              firstExecutionAt: own[0]?.executedAt ?? null,
+              lastExecutionAt: own.at(-1)?.executedAt ?? null,
             };
             return [r.id, summary];
           }),

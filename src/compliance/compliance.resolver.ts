@@ -2,7 +2,7 @@ import { Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
-import { findIssues, type IssueRow, issueKey, linkRate, reportOrder, SEVERITY, toIssue } from './data-quality.service';
+import { findIssues, type IssueRow, issueKey, linkRate, REPORT_ORDER, SEVERITY, toIssue } from './data-quality.service';
 import { DataQualityReport, DataQualityReportArgs, type DataQualityIssueType } from './data-quality.types';
 import { reconcile } from './reconcile.service';
 import { ReconcileArgs, ReconcileFixStatus, Reconciliation } from './reconcile.types';
@@ -48,9 +48,11 @@ export class ComplianceResolver {
     });
     trim();
     const edges = page.slice(0, a.first).map((p) => ({ cursor: encode(p.key), node: toIssue(p.row) }));
-    const totals = reportOrder()
-      .filter((type) => !a.types?.length || a.types.includes(type))
-      .map((type) => ({ type, severity: SEVERITY[type], count: counts.get(type) ?? 0 }));
+    const totals = REPORT_ORDER.filter((type) => !a.types?.length || a.types.includes(type)).map((type) => ({
+      type,
+      severity: SEVERITY[type],
+      count: counts.get(type) ?? 0,
+    }));
     const issueCount = totals.reduce((n, t) => n + t.count, 0);
     return Object.assign(new DataQualityReport(), {
       ...range,

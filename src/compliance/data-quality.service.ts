@@ -41,8 +41,10 @@ export const SEVERITY: Record<T, Severity> = {
   [T.EXECUTION_EXCEPTION]: Severity.INFO,
 };
 
-/** Report order: by severity, then in the enum's order. */
-export const TYPE_ORDER = Object.values(T);
+/** Report order: by severity (critical first), then in the enum's order. */
+export const REPORT_ORDER: readonly T[] = Object.values(T).sort(
+  (a, b) => Object.values(Severity).indexOf(SEVERITY[a]) - Object.values(Severity).indexOf(SEVERITY[b]),
+);
 
 /** An issue as the checks produce it (the message is written from it). */
 export interface IssueRow {
@@ -64,7 +66,10 @@ export interface IssueRow {
 const inRange = (column: string) =>
   `($1::timestamptz IS NULL OR ${column} >= $1::timestamptz) AND ($2::timestamptz IS NULL OR ${column} < $2::timestamptz)`;
 
-/** Each fill's effective values: its latest correction's, busted fills left out. */
+/**
+ * Each fill's effective values: its latest correction's, busted fills left out. The set-based form of
+ * the ledger's FILL_SELECT (book.service.ts): one pass over the corrections for whole-table aggregates.
+ */
 const EFFECTIVE_FILLS = `
   latest_correction AS (
     SELECT DISTINCT ON (fill_id) fill_id, kind, quantity, price, commission FROM fill_corrections ORDER BY fill_id, seq DESC
@@ -291,11 +296,11 @@ export async function findIssues(
   if (range.from && range.to && range.from >= range.to) {
     throw new BadUserInputError('from must be earlier than to.', { field: 'from' });
   }
-  const wanted = new Set(options.types?.length ? options.types : TYPE_ORDER);
+  const wanted = new Set(options.types?.length ? options.types : REPORT_ORDER);
   const params = [range.from, range.to];
   // Whole-history checks of a large ledger take longer than an API request may: this transaction only.
   await m.query(`SET LOCAL statement_timeout = ${REPORT_STATEMENT_TIMEOUT_MS}`);
-  for (const type of reportOrder()) {
+  for (const type of REPORT_ORDER) {
     if (!wanted.has(type)) continue;
     if (type === T.REPLAY_MISMATCH) {
       await replayMismatches(m, range, sink);
@@ -327,12 +332,6 @@ export async function findIssues(
   }
 }
 
-/** Types by severity (critical first), then in declaration order. */
-export function reportOrder(): T[] {
-  const rank = Object.values(Severity);
-  return [...TYPE_ORDER].sort((a, b) => rank.indexOf(SEVERITY[a]) - rank.indexOf(SEVERITY[b]));
-}
-
 /** The subject an issue is about, by type. */
 function subjectOf(row: IssueRow): string | null {
   switch (row.type) {
@@ -354,7 +353,7 @@ function subjectOf(row: IssueRow): string | null {
 
 /** The sort key of an issue within the report (also its cursor and its id): severity, type, subject, field, detail. */
 export function issueKey(row: IssueRow): string {
-  const rank = reportOrder().indexOf(row.type);
+  const rank = REPORT_ORDER.indexOf(row.type);
   const detail = row.type === T.REPLAY_MISMATCH ? (row.fill_id ?? '') : '';
   return `${String(rank).padStart(2, '0')}|${row.type}|${subjectOf(row) ?? ''}|${row.field ?? ''}|${detail}`;
 }

@@ -306,26 +306,37 @@ function bookFills(fills: LedgerFill[]): Map<string, { traderId: string; symbol:
   return books;
 }
 
-/**
- * The replay of the books of `positions`: for each position, what its book's replay says it must be
- * (undefined when the replay has no position holding its fills). One statement for all of them.
- */
+/** What the books of some positions say about them. */
+export interface BooksOfPositions {
+  /** What each position's book replay says it must be (absent when the replay has no position holding its fills). */
+  replayed: Map<string, ReplayedPosition>;
+  /** The effective fills stored in each position (busted ones left out), in event order. */
+  stored: Map<string, LedgerFill[]>;
+}
+
+/** The books of `positions`, read in one statement and replayed. */
 export async function replayedPositions(
   m: EntityManager,
   positions: readonly { id: string; traderId: string; symbol: string }[],
-): Promise<Map<string, ReplayedPosition>> {
+): Promise<BooksOfPositions> {
   const books = [...new Map(positions.map((p) => [bookKey(p.traderId, p.symbol), p])).values()];
-  const out = new Map<string, ReplayedPosition>();
+  const out: BooksOfPositions = { replayed: new Map(), stored: new Map() };
   if (!books.length) return out;
   const rows = (await m.query(
     `SELECT ${FILL_SELECT} WHERE (f.trader_id, f.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))
      ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
     [books.map((b) => b.traderId), books.map((b) => b.symbol)],
   )) as Record<string, unknown>[];
-  const byBook = bookFills(rows.map(ledgerFill));
+  const fills = rows.map(ledgerFill);
+  for (const f of fills) {
+    if (f.busted || !f.positionId) continue;
+    if (!out.stored.has(f.positionId)) out.stored.set(f.positionId, []);
+    out.stored.get(f.positionId)!.push(f);
+  }
+  const byBook = bookFills(fills);
   for (const b of books) {
     for (const r of replayBook(b.symbol, byBook.get(bookKey(b.traderId, b.symbol))?.fills ?? [])) {
-      if (r.positionId && !out.has(r.positionId)) out.set(r.positionId, r);
+      if (r.positionId && !out.replayed.has(r.positionId)) out.replayed.set(r.positionId, r);
     }
   }
   return out;

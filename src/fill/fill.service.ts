@@ -285,6 +285,7 @@ export async function applyExecutions(
       arrival: NEW_ARRIVAL_BASE + fresh.length,
       positionId: null,
       overfilled: new Dec(0),
+      arrivalException: exception !== null,
       busted: false,
       isNew: true,
     };

@@ -48,6 +48,8 @@ export interface LedgerFill extends BookFill {
   positionId: string | null;
   /** The stored overfill part. */
   overfilled: Dec;
+  /** Applied as an exception because of its order's state when it arrived (REPLACED, REJECTED). */
+  arrivalException: boolean;
   busted: boolean;
   isNew: boolean;
 }
@@ -62,7 +64,8 @@ export const signed = (side: OrderSide, quantity: Dec): Dec => (side === OrderSi
 
 /** Effective values and event keys of stored fills: SELECT list and joins over `fills f`. */
 export const FILL_SELECT = `f.id, f.order_id, f.trader_id, f.symbol, f.executed_at, f.arrival::text AS arrival, f.position_id,
-  f.overfilled_quantity::text AS overfilled, o.side, c.kind = 'BUST' AS busted,
+  f.overfilled_quantity::text AS overfilled, f.arrival_exception IS NOT NULL AS arrival_exception, o.side,
+  c.kind = 'BUST' AS busted,
   coalesce(c.quantity, f.quantity)::text AS quantity, coalesce(c.price, f.price)::text AS price,
   coalesce(c.commission, f.commission)::text AS commission
   FROM fills f JOIN orders o ON o.id = f.order_id
@@ -80,6 +83,7 @@ export function ledgerFill(r: Record<string, unknown>): LedgerFill {
     arrival: Number(r.arrival),
     positionId: (r.position_id as string | null) ?? null,
     overfilled: new Dec(r.overfilled as string),
+    arrivalException: r.arrival_exception === true,
     busted: r.busted === true,
     isNew: false,
     quantity,
