@@ -103,6 +103,59 @@ export function flattenValidation(errors: ValidationFailure[], prefix = ''): { f
   });
 }
 
+/**
+ * What a PostgreSQL error caused by a request's values means for the person who sent it: SQLSTATE
+ * class 22 (data exception: a value the column cannot hold) and class 23 (integrity constraint) are
+ * the request's fault, never an internal error. Input is validated before any SQL runs; this is the
+ * safety net for what validation cannot see (a sum of fills beyond what a column holds, a race with
+ * another writer on a unique key). Anything else: null.
+ */
+export function inputErrorFromDatabase(
+  error: unknown,
+): { code: 'BAD_USER_INPUT' | 'CONFLICT'; message: string; constraint?: string } | null {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  const sqlState = typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? e.code : '';
+  const constraint = typeof e?.constraint === 'string' ? e.constraint : undefined;
+  const refused = 'was refused by the database and nothing was written';
+  if (sqlState.startsWith('22')) {
+    const what: Record<string, string> = {
+      '22003':
+        'A number is larger than the database holds: quantities, prices and commissions have at most 21 digits before the decimal point and 9 after, and so do the positions and orders they add up to.',
+      '22001': 'A text value is longer than the database holds for it.',
+      '22007': 'A date or time is not valid.',
+      '22008': 'A date or time is outside the range accepted (1970-01-01T00:00:00Z up to 2200-01-01T00:00:00Z).',
+      '22021': 'A text value contains a character the database cannot store (NUL, or an unpaired surrogate).',
+      '22P05': 'A text value contains a character the database cannot store (NUL, or an unpaired surrogate).',
+      '22P02': 'A value is not in the form expected (an id must be a UUID, a number must be digits).',
+      '22012': 'A computation divided by zero: a quantity or price of 0 where a positive one is needed.',
+    };
+    return {
+      code: 'BAD_USER_INPUT',
+      message: `${what[sqlState] ?? 'A value is not valid data.'} The request ${refused}.`,
+    };
+  }
+  if (sqlState === '23505' || sqlState === '23P01') {
+    return {
+      code: 'CONFLICT',
+      message: `This would record something twice that must be unique${constraint ? ` (${constraint})` : ''}; another request may have recorded it at the same moment. The request ${refused}; read the current state and retry if needed.`,
+      constraint,
+    };
+  }
+  if (sqlState.startsWith('23')) {
+    const what: Record<string, string> = {
+      '23502': 'A required value is missing',
+      '23503': 'It names a record that does not exist (or no longer exists)',
+      '23514': 'A value breaks a rule of the data',
+    };
+    return {
+      code: 'BAD_USER_INPUT',
+      message: `${what[sqlState] ?? 'It breaks a rule of the data'}${constraint ? ` (${constraint})` : ''}. The request ${refused}.`,
+      constraint,
+    };
+  }
+  return null;
+}
+
 const PASSED_THROUGH = new Set([
   'BAD_USER_INPUT',
   'NOT_FOUND',
@@ -125,7 +178,11 @@ const PASSED_THROUGH = new Set([
  * anything else as a masked INTERNAL_SERVER_ERROR (no SQL, no stack, no database message: those go
  * to the server's log only).
  */
-export function makeFormatError(options: { logInternal: (error: unknown) => void }) {
+export function makeFormatError(options: {
+  logInternal: (error: unknown) => void;
+  /** A database error the request's values caused (answered as BAD_USER_INPUT or CONFLICT). */
+  logRefused?: (error: unknown) => void;
+}) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     const validationErrors = (original as { extensions?: { validationErrors?: ValidationFailure[] } } | null)
@@ -155,6 +212,19 @@ export function makeFormatError(options: { logInternal: (error: unknown) => void
         locations: formatted.locations,
         path: formatted.path,
         extensions: { code: 'DATABASE_UNAVAILABLE' },
+      };
+    }
+    const fromDatabase = inputErrorFromDatabase(original);
+    if (fromDatabase) {
+      options.logRefused?.(original);
+      return {
+        message: fromDatabase.message,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: {
+          code: fromDatabase.code,
+          ...(fromDatabase.constraint ? { constraint: fromDatabase.constraint } : {}),
+        },
       };
     }
     const code = formatted.extensions?.code;

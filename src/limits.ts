@@ -24,7 +24,8 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document }) {
+        async didResolveOperation({ request, document, operation }) {
+          if (!operation) return; // no such operation: inputGuardPlugin answers
           let cost: number;
           try {
             cost = getComplexity({

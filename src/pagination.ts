@@ -3,6 +3,7 @@ import { ArgsType, type ClassType, Field, Int, ObjectType, registerEnumType } fr
 import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import { BadUserInputError } from './errors';
 import { isUuid } from './ids';
+import { badTextReason } from './validation';
 import { hydrate, type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -120,7 +121,18 @@ interface Cursor {
   p?: string;
 }
 
-const TIMESTAMP_CURSOR = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const TIMESTAMP_CURSOR = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+
+/** A UTC timestamp as `sortValueSql` writes it, for a day that exists (year 0001 to 9999). */
+export function isCursorTimestamp(text: string): boolean {
+  const m = TIMESTAMP_CURSOR.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number);
+  if (year < 1 || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return false;
+  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate(); // 2000 is a leap year
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && !leap ? 28 : daysInMonth);
+}
 
 /**
  * The sort value as cursor text, computed by PostgreSQL: timestamps in UTC with microseconds
@@ -168,9 +180,7 @@ export function decodeCursor(cursor: string, scope: CursorScope): Cursor {
   if (!isUuid(c.id) || (c.p !== undefined && (typeof c.p !== 'string' || !isUuid(c.p))))
     throw bad('its id is malformed');
   const valid =
-    scope.key.type === 'timestamptz'
-      ? TIMESTAMP_CURSOR.test(c.v) && new Date(`${c.v.slice(0, 23)}Z`).toISOString().slice(0, 19) === c.v.slice(0, 19)
-      : c.v.length <= 1000 && !c.v.includes('\u0000');
+    scope.key.type === 'timestamptz' ? isCursorTimestamp(c.v) : c.v.length <= 1000 && badTextReason(c.v) === null;
   if (!valid) throw bad('its position is malformed');
   return c as Cursor;
 }

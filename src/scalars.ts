@@ -1,4 +1,5 @@
 import { GraphQLScalarType, Kind } from 'graphql';
+import { GraphQLDateTimeISO } from 'graphql-scalars';
 import { BadUserInputError } from './errors';
 import { Dec, decimalToString } from './decimal';
 
@@ -33,6 +34,30 @@ export const DecimalScalar = new GraphQLScalarType<Dec, string>({
     }
     return parseDecimal(ast.value);
   },
+});
+
+/** Times a request may carry: from the Unix epoch up to (not including) 2200, in UTC. */
+export const EARLIEST_TIME = new Date('1970-01-01T00:00:00Z');
+export const LATEST_TIME = new Date('2200-01-01T00:00:00Z');
+
+function inTimeRange(value: Date): Date {
+  if (value < EARLIEST_TIME || value >= LATEST_TIME) {
+    throw new BadUserInputError(
+      `Times must be from ${EARLIEST_TIME.toISOString()} up to (not including) ${LATEST_TIME.toISOString()}; got ${value.toISOString()}.`,
+    );
+  }
+  return value;
+}
+
+/**
+ * graphql-scalars' DateTimeISO (RFC 3339 date-times, which refuses impossible dates such as month 13
+ * or 30 February), with the range a trading record can have: 1970 to 2200. Outputs are unchanged.
+ */
+export const DateTimeScalar = new GraphQLScalarType<Date, string>({
+  ...GraphQLDateTimeISO.toConfig(),
+  description: `${GraphQLDateTimeISO.description ?? ''} Inputs must lie from 1970-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z.`,
+  parseValue: (value) => inTimeRange(GraphQLDateTimeISO.parseValue(value) as Date),
+  parseLiteral: (ast, variables) => inTimeRange(GraphQLDateTimeISO.parseLiteral(ast, variables) as Date),
 });
 
 /** A JSON object as stored in a `jsonb` column (broker payloads, log details). */

@@ -7,6 +7,7 @@ import { FillResolver } from './fill/fill.resolver';
 import { OrderResolver } from './order/order.resolver';
 import { PositionResolver } from './position/position.resolver';
 import { TraderResolver } from './trader/trader.resolver';
+import { DateTimeScalar } from './scalars';
 
 export function buildTradetrailSchema(): Promise<GraphQLSchema> {
   return buildSchema({
@@ -20,6 +21,8 @@ export function buildTradetrailSchema(): Promise<GraphQLSchema> {
       PositionAuditResolver,
     ],
     validate: { forbidUnknownValues: false },
+    // Every Date argument is a DateTimeISO limited to 1970..2200.
+    scalarsMap: [{ type: Date, scalar: DateTimeScalar }],
   });
 }
 

@@ -17,6 +17,7 @@ import { logger } from './logger';
 import { queryPage } from './query-page';
 import { APPLICATION_ROLE } from './request-db';
 import { buildTradetrailSchema } from './schema';
+import { inputGuardPlugin } from './validation';
 
 /**
  * Gives every request one database connection in one transaction: READ ONLY for queries, read-write
@@ -41,6 +42,8 @@ export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<C
     schema,
     ...protection,
     plugins: [
+      // First: an operation that does not exist, or text that cannot be stored, stops here (HTTP 400).
+      inputGuardPlugin,
       ...protection.plugins,
       costLimitPlugin(schema, cfg.maxCost),
       requestDbPlugin,
@@ -53,6 +56,7 @@ export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<C
     csrfPrevention: true,
     formatError: makeFormatError({
       logInternal: (error) => logger.error({ err: error }, 'internal error while handling a GraphQL request'),
+      logRefused: (error) => logger.warn({ err: error }, "the database refused a request's values"),
     }),
   });
 }

@@ -122,7 +122,8 @@ describe('submitOrder', () => {
     [{ orderType: 'MARKET', price: '1' }, 'price', /has no limit price/],
     [{ quantity: '0' }, 'quantity', /quantity must be greater than 0/],
     [{ quantity: '-3' }, 'quantity', /greater than 0/],
-    [{ quantity: '1.0000000001' }, 'quantity', /more than 9 decimal places/],
+    [{ quantity: '1.0000000001' }, 'quantity', /at most 21 digits before the decimal point and 9 after/],
+    [{ quantity: '1000000000000000000000' }, 'quantity', /at most 21 digits before the decimal point/],
     [{ clientOrderId: 'x'.repeat(49) }, 'clientOrderId', /1 to 48 characters/],
     [{ symbol: 'A'.repeat(65) }, 'symbol', /1 to 64 characters/],
     [{ traderId: 'nope' }, 'traderId', /must be a UUID/],
@@ -430,7 +431,7 @@ describe('recordExecution', () => {
       RECORD,
       { input: { orderId: o.id, execId: 'R5', quantity: '1', price: '5.0000000001', executedAt: at } },
       'BAD_USER_INPUT',
-      /price has more than 9 decimal places/,
+      /price must have at most 21 digits before the decimal point and 9 after/,
     );
     await refused(
       RECORD,

@@ -7,6 +7,7 @@ import { BadUserInputError, makeFormatError } from '../errors';
 import { assertId } from '../ids';
 import { logger } from '../logger';
 import { RequestDb } from '../request-db';
+import { EARLIEST_TIME, LATEST_TIME } from '../scalars';
 import { type ExportFormat, type ExportKind, type ExportRequest, type ExportSink, writeExport } from './export';
 
 /**
@@ -36,6 +37,12 @@ function time(value: string | undefined, field: 'from' | 'to'): string | undefin
   ) {
     throw new BadUserInputError(
       `${field} must be an ISO 8601 time with a zone, such as "2026-11-25T14:30:00Z" or "2026-11-25T15:30:00+01:00", or a date ("2026-11-25", midnight UTC); got ${JSON.stringify(value)}.`,
+      { field },
+    );
+  }
+  if (Date.parse(text) < EARLIEST_TIME.getTime() || Date.parse(text) >= LATEST_TIME.getTime()) {
+    throw new BadUserInputError(
+      `${field} must be from ${EARLIEST_TIME.toISOString()} up to (not including) ${LATEST_TIME.toISOString()}; got ${JSON.stringify(value)}.`,
       { field },
     );
   }
@@ -76,6 +83,8 @@ function parseExportRequest(
 /** HTTP status of an error code (GraphQL answers 200 with errors; a download needs a status). */
 const STATUS: Record<string, number> = {
   BAD_USER_INPUT: 400,
+  BAD_REQUEST: 400,
+  CONFLICT: 409,
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
@@ -86,6 +95,7 @@ const STATUS: Record<string, number> = {
 /** The GraphQL error masking (errors.ts), so that an export fails exactly as a query would. */
 const formatError = makeFormatError({
   logInternal: (error) => logger.error({ err: error }, 'internal error while exporting a trail'),
+  logRefused: (error) => logger.warn({ err: error }, "the database refused an export's parameters"),
 });
 
 function sendError(res: express.Response, error: unknown): void {

@@ -6,7 +6,7 @@ import { Order } from '../order/order.entity';
 import { PageArgs } from '../pagination';
 import { Position } from '../position/position.entity';
 import { DecimalScalar } from '../scalars';
-import { HasAtMostNineDecimals, IsNonNegativeDecimal, IsPositiveDecimal } from '../validation';
+import { FitsNumericColumn, IsNonNegativeDecimal, IsPositiveDecimal } from '../validation';
 import { FillCorrection } from './fill-correction.entity';
 import { Fill, Liquidity } from './fill.entity';
 
@@ -38,17 +38,17 @@ export class RecordExecutionInput {
 
   @Field(() => DecimalScalar)
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   quantity!: Dec;
 
   @Field(() => DecimalScalar)
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   price!: Dec;
 
   @Field(() => DecimalScalar, { nullable: true, description: 'Default 0.' })
   @IsNonNegativeDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   commission?: Dec | null;
 
   @Field(() => Liquidity, { nullable: true })
@@ -194,19 +194,19 @@ export class CorrectExecutionInput {
   @Field(() => DecimalScalar, { nullable: true })
   @IsOptional()
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   quantity?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsOptional()
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   price?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsOptional()
   @IsNonNegativeDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   commission?: Dec | null;
 
   @Field({ description: 'Why, for the audit trail.' })

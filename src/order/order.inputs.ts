@@ -4,7 +4,7 @@ import { UUID_MESSAGE } from '../ids';
 import { PageArgs, SortDirection } from '../pagination';
 import type { Dec } from '../decimal';
 import { DecimalScalar } from '../scalars';
-import { HasAtMostNineDecimals, IsPositiveDecimal } from '../validation';
+import { FitsNumericColumn, IsPositiveDecimal } from '../validation';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from './order.entity';
 
 export enum OrderSortField {
@@ -114,27 +114,27 @@ export class SubmitOrderInput {
 
   @Field(() => DecimalScalar)
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   quantity!: Dec;
 
   @Field(() => DecimalScalar, { nullable: true, description: 'Limit price: required for LIMIT and STOP_LIMIT.' })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   price?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true, description: 'Required for STOP and STOP_LIMIT.' })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   stopPrice?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   stopLoss?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   takeProfit?: Dec | null;
 
   @Field(() => String, { nullable: true })
@@ -167,17 +167,17 @@ export class ReplaceOrderInput {
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   quantity?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   price?: Dec | null;
 
   @Field(() => DecimalScalar, { nullable: true })
   @IsPositiveDecimal()
-  @HasAtMostNineDecimals()
+  @FitsNumericColumn()
   stopPrice?: Dec | null;
 
   @Field(() => TimeInForce, { nullable: true })
