@@ -10,11 +10,11 @@ import type { Config } from './config';
 import { exportRoutes } from './compliance/export.routes';
 import { type Context, createContext, type LogAccess } from './context';
 import { findCheckpoint } from './execution-log/proof.service';
+import { ideRoutes } from './http/ide';
 import { DEVELOPMENT_ADMIN, type TokenVerifier } from './auth';
 import { makeFormatError } from './errors';
 import { armor, costLimitPlugin } from './limits';
 import { logger } from './logger';
-import { queryPage } from './query-page';
 import { APPLICATION_ROLE } from './request-db';
 import { buildTradetrailSchema } from './schema';
 import { inputGuardPlugin } from './validation';
@@ -79,9 +79,9 @@ export interface App {
 }
 
 /**
- * The HTTP application: `/graphql`, the offline query page at `/`, `/healthz`, the log's public
- * key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep copies),
- * and the exports of a trail (`/export/{positions,orders,traders}/:id`).
+ * The HTTP application: `/graphql`, the offline GraphQL IDE at `/` (its files under `/ide/`), `/healthz`, the
+ * log's public key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep
+ * copies), and the exports of a trail (`/export/{positions,orders,traders}/:id`).
  */
 export async function createApp(
   dataSource: DataSource,
@@ -125,17 +125,14 @@ export async function createApp(
   });
 
   if (cfg.queryPage) {
-    const page = queryPage(
-      readExample('position-audit-trail.graphql'),
-      readExample('position-audit-trail.variables.json') || '{}',
+    // The GraphQL IDE (GraphiQL, served from node_modules: no internet needed) at `/` and `GET /graphql`.
+    app.use(
+      ideRoutes({
+        exampleQuery: readExample('position-audit-trail.graphql'),
+        exampleVariables: readExample('position-audit-trail.variables.json') || '{}',
+        auth: cfg.auth,
+      }),
     );
-    app.get('/', (_req, res) => {
-      res.type('html').send(page);
-    });
-    app.get('/graphql', (req, res, next) => {
-      if (req.query.query === undefined && req.accepts(['json', 'html']) === 'html') res.type('html').send(page);
-      else next();
-    });
   }
 
   // Streamed exports of a trail (NDJSON, CSV): same tokens, roles and row-level security as /graphql.

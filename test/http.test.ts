@@ -4,6 +4,7 @@ import { dataSourceOptions } from '../ormconfig';
 import { parseConfig } from '../src/config';
 import { createApp, type App } from '../src/server';
 import { createVerifier, mintToken } from '../src/auth';
+import { IDE_CSP } from '../src/http/ide';
 import { createTestDatabase } from './harness';
 import { TEST_LOG_KEY } from './log-key';
 
@@ -51,7 +52,8 @@ describe('HTTP', () => {
     expect(await res.json()).toEqual({ data: { traders: { totalCount: 0 } } });
   });
 
-  it('serves a query page that loads nothing from the internet', async () => {
+  it('serves the GraphQL IDE and every file it loads itself, under a same-origin Content-Security-Policy', async () => {
+    const assets = new Set<string>();
     for (const [url, headers] of [
       [`${base}/`, {}],
       [`${base}/graphql`, { accept: 'text/html' }],
@@ -59,12 +61,45 @@ describe('HTTP', () => {
       const res = await fetch(url, { headers });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/text\/html/);
+      expect(res.headers.get('content-security-policy')).toBe(IDE_CSP);
       const html = await res.text();
       expect(html).toContain('<title>Tradetrail GraphQL</title>');
       expect(html).toContain('query PositionAuditTrail');
-      expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//);
-      expect(html).not.toMatch(/@import|url\(/);
+      expect(html).toContain('npm run -s token -- --role compliance');
+      // Nothing inline that the policy would refuse: scripts are files, the one inline block is data.
+      for (const [, attributes] of html.matchAll(/<script\b([^>]*)>/g)) {
+        expect(attributes).toMatch(/\ssrc="\/ide\/[\w.-]+"|\stype="application\/json"/);
+      }
+      expect(html).not.toMatch(/<style|\son[a-z]+=/);
+      for (const [, ref] of html.matchAll(/(?:src|href)="([^"]*)"/g)) {
+        if (ref !== 'data:,') assets.add(ref);
+      }
     }
+    expect([...assets].sort()).toEqual([
+      '/ide/graphiql.min.css',
+      '/ide/graphiql.min.js',
+      '/ide/ide.css',
+      '/ide/ide.js',
+      '/ide/react-dom.production.min.js',
+      '/ide/react.production.min.js',
+    ]);
+    for (const asset of assets) {
+      const res = await fetch(`${base}${asset}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(asset.endsWith('.css') ? /text\/css/ : /javascript/);
+      const text = await res.text();
+      // Stylesheets import nothing and take fonts and images from data: URLs only.
+      if (asset.endsWith('.css')) {
+        expect(text).not.toMatch(/@import/);
+        const urls = [...text.matchAll(/url\(\s*["']?([^"')]{0,40})/g)].map((m) => m[1]);
+        expect(urls.filter((url) => !url.startsWith('data:'))).toEqual([]);
+      }
+    }
+    expect((await fetch(`${base}/ide/package.json`)).status).toBe(404);
+    expect((await fetch(`${base}/ide/..%2fpackage.json`)).status).toBe(404);
+    // A GraphQL client's GET still reaches Apollo.
+    const apollo = await fetch(`${base}/graphql`, { headers: { accept: 'application/json' } });
+    expect(apollo.headers.get('content-type')).toMatch(/application\/json/);
   });
 
   it('blocks cross-site GET requests (CSRF prevention) and accepts them with a preflight header', async () => {
