@@ -28,7 +28,11 @@ export function dataSourceOptions(
     migrationsTransactionMode: 'each',
     synchronize: false,
     migrationsRun: false,
+    // No extension is created: `gen_random_uuid()` is built in from PostgreSQL 13, and the log's hashes
+    // use the core `sha256()`. `uuidExtension` only makes TypeORM write `gen_random_uuid()` (not
+    // uuid-ossp's `uuid_generate_v4()`) into generated migrations and the drift check.
     uuidExtension: 'pgcrypto',
+    installExtensions: false,
     applicationName: 'tradetrail',
     logging,
     logger: new TypeOrmPinoLogger(logging),

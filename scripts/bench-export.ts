@@ -17,12 +17,66 @@
  *
  * `buildExportData` and `exportOnce` are exported for other benchmarks (and the export test).
  */
-import 'reflect-metadata';
-import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { commandLine, usageError } from './cli';
+
+/** Rows of the export per built order: the order, its 2 fills, its 2 log entries. */
+export const ROWS_PER_ORDER = 5;
+
+// Run as a script (not imported): the command line before the modules below load, so --help answers at once.
+const args =
+  require.main === module
+    ? commandLine(
+        {
+          name: 'bench:export',
+          synopsis: '[--rows N,N,…] [--baseline DIR]',
+          about:
+            'The streamed export of a trail over HTTP: builds one trader per size (orders of 5 rows each),\n' +
+            'integrates the log, starts the real server in its own process and exports each trader as NDJSON and\n' +
+            "as CSV with a compliance token: rows/s, MB/s, the server's peak RSS and the CPU time of the server,\n" +
+            'PostgreSQL and this client. Prints numbers, asserts nothing.',
+          options: {
+            rows: {
+              type: 'string',
+              value: 'N,N,…',
+              help: `the export sizes in rows, comma-separated, each at least ${ROWS_PER_ORDER}`,
+              default: '100000,1000000',
+            },
+            baseline: {
+              type: 'string',
+              value: 'DIR',
+              help:
+                "another build's output directory (e.g. the previous commit built with `npx tsc -p\n" +
+                'tsconfig.build.json --outDir DIR`, with node_modules reachable from it): both servers run\n' +
+                'on the same data, each export on the baseline and then on this build',
+              default: 'none',
+            },
+          },
+          notes:
+            "Uses DATABASE_URL's server when set (a scratch database, dropped afterwards), else a temporary\n" +
+            'embedded PostgreSQL. BENCH_CPU_PROF=DIR writes a CPU profile of the server into DIR.',
+        },
+        ({ values }) => {
+          const rows = (values.rows ?? '100000,1000000').split(',').map((n) => n.trim());
+          if (!rows.every((n) => /^\d+$/.test(n) && Number(n) >= ROWS_PER_ORDER)) {
+            usageError(
+              `--rows takes a comma-separated list of whole numbers of at least ${ROWS_PER_ORDER}, e.g. 100000,1000000; got "${values.rows}"`,
+            );
+          }
+          const baseline = values.baseline && path.resolve(values.baseline, 'src', 'index.js');
+          if (baseline && !existsSync(baseline)) {
+            usageError(`--baseline takes the output directory of another build (there is no ${baseline})`);
+          }
+          return { rows: rows.map(Number), baseline: baseline || undefined };
+        },
+      )
+    : undefined;
+
+import 'reflect-metadata';
+import { createHash, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
@@ -35,8 +89,6 @@ import { logKeyFromSeed, logKeyPem } from '../src/execution-log/log-key';
 import { OrderStatus } from '../src/order/order.entity';
 import { type RunningServer, scratchDatabase, startServer } from './bench-db';
 
-/** Rows of the export per built order: the order, its 2 fills, its 2 log entries. */
-export const ROWS_PER_ORDER = 5;
 const CHUNK = 4_000;
 
 export interface BuiltTrail {
@@ -223,31 +275,8 @@ export async function exportOnce(
   }
 }
 
-/** The value of `--baseline`: another build's output directory, checked to hold a server. */
-function baselineEntry(): string | undefined {
-  const i = process.argv.indexOf('--baseline');
-  if (i < 0) return undefined;
-  const entry = path.resolve(process.argv[i + 1] ?? '', 'src', 'index.js');
-  if (!existsSync(entry)) {
-    console.error(`--baseline takes the output directory of another build (no ${entry})`);
-    process.exit(2);
-  }
-  return entry;
-}
-
-function sizes(): number[] {
-  const i = process.argv.indexOf('--rows');
-  const list = i > 0 ? process.argv[i + 1].split(',').map(Number) : [100_000, 1_000_000];
-  if (!list.every((n) => Number.isInteger(n) && n >= ROWS_PER_ORDER)) {
-    console.error('--rows takes a comma-separated list of whole numbers, e.g. 100000,1000000');
-    process.exit(2);
-  }
-  return list;
-}
-
 async function main(): Promise<void> {
-  const rowCounts = sizes();
-  const baseline = baselineEntry();
+  const { rows: rowCounts, baseline } = args!;
   const scratch = await scratchDatabase('tt_bench_export');
   const ds = new DataSource(dataSourceOptions(scratch.url, 4, false));
   const key = logKeyFromSeed(createHash('sha256').update('bench export').digest(), 'tradetrail');

@@ -7,6 +7,39 @@
  *   npm run bench:ingest -- --single 5000 --batches 40 --books 5
  * BENCH_CPU_PROF=DIR writes a CPU profile of the server (node --cpu-prof) into DIR.
  */
+import { commandLine, wholeNumber } from './cli';
+
+// The command line before the modules below load (TypeORM, autocannon): --help answers at once.
+const { SINGLE, BATCHES, BOOKS } = commandLine(
+  {
+    name: 'bench:ingest',
+    synopsis: '[--single N] [--batches N] [--books N]',
+    about:
+      'Records executions through the GraphQL HTTP endpoint of the real server (its own process) and prints\n' +
+      'fills/s and latency: single recordExecution calls at concurrency 10, recordExecutions batches of 500;\n' +
+      'then the cost of event time (an out-of-order fill into a 1,000-fill book, and a bust). Prints\n' +
+      'numbers, asserts nothing.',
+    options: {
+      single: { type: 'string', value: 'N', help: 'single recordExecution calls', default: '5000' },
+      batches: { type: 'string', value: 'N', help: 'recordExecutions calls of 500 fills each', default: '40' },
+      books: {
+        type: 'string',
+        value: 'N',
+        help: '1,000-fill books for the out-of-order fill and the bust',
+        default: '5',
+      },
+    },
+    notes:
+      'Uses DATABASE_URL when set (a scratch database on that server, dropped afterwards), else a temporary\n' +
+      'embedded PostgreSQL. BENCH_CPU_PROF=DIR writes a CPU profile of the server (node --cpu-prof) into DIR.',
+  },
+  ({ values }) => ({
+    SINGLE: wholeNumber(values.single, '--single', 1) ?? 5000,
+    BATCHES: wholeNumber(values.batches, '--batches', 1) ?? 40,
+    BOOKS: wholeNumber(values.books, '--books', 1) ?? 5,
+  }),
+);
+
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -18,14 +51,7 @@ import { config } from '../src/config';
 import { generateLogKeyPem } from '../src/execution-log/log-key';
 import { scratchDatabase, startServer } from './bench-db';
 
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const SINGLE = arg('single', 5000);
-const BATCHES = arg('batches', 40);
 const BATCH_SIZE = 500;
-const BOOKS = arg('books', 5);
 const ORDERS = 200;
 
 const RECORD = `mutation($input: RecordExecutionInput!) { recordExecution(input: $input) { status } }`;

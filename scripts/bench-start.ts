@@ -11,6 +11,20 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { mintToken } from '../src/auth';
 import { freePort } from '../src/db';
+import { commandLine } from './cli';
+
+commandLine(
+  {
+    name: 'bench:start',
+    synopsis: '',
+    about:
+      'Times `npm start` until GraphQL answers: the build step (incremental tsc), then the server on a fresh\n' +
+      'data directory (initdb, migrations, demo data) and again on the existing one, in a temporary\n' +
+      'directory with an embedded PostgreSQL (DATABASE_URL is not used). Prints numbers, asserts nothing.',
+    options: {},
+  },
+  () => undefined,
+);
 
 async function timeToServe(env: Record<string, string>, token: string): Promise<number> {
   const t0 = process.hrtime.bigint();

@@ -6,6 +6,32 @@
  * dropped on that server; it needs a superuser to write entries fast with the triggers bypassed),
  * else a temporary embedded PostgreSQL.
  */
+import { commandLine, wholeNumber } from './cli';
+
+// The command line before the modules below load (TypeORM, the entities): --help answers at once.
+const args = commandLine(
+  {
+    name: 'bench:verify',
+    synopsis: '[--entries N]',
+    about:
+      'The verifiable log at scale: writes N sealed, chained log entries (10 per order), integrates them into\n' +
+      "the Merkle tree, then times the full verifyLedger, one order's verifyExecutionLog and an inclusion\n" +
+      'proof. Prints numbers, asserts nothing.',
+    options: {
+      entries: {
+        type: 'string',
+        value: 'N',
+        help: 'log entries to write, integrate and verify (at least 10)',
+        default: '1000000',
+      },
+    },
+    notes:
+      "Uses DATABASE_URL's server when set (a scratch database, dropped afterwards; a superuser is needed),\n" +
+      'else a temporary embedded PostgreSQL.',
+  },
+  ({ values }) => ({ entries: wholeNumber(values.entries, '--entries', 10) ?? 1_000_000 }),
+);
+
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
@@ -16,21 +42,6 @@ import { logKeyFromSeed } from '../src/execution-log/log-key';
 import { verifyLedger, verifyOrderLog } from '../src/execution-log/log-verification.service';
 import { inclusionProofs } from '../src/execution-log/proof.service';
 import { scratchDatabase } from './bench-db';
-
-const HELP = `Usage: npm run bench:verify [-- --entries N]
-  --entries N   log entries to write, integrate and verify (default 1000000, at least 10)
-Uses DATABASE_URL's server when set (scratch database, superuser needed), else a temporary embedded PostgreSQL.`;
-
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 10) {
-    console.error(`${name} must be a whole number of at least 10.`);
-    process.exit(2);
-  }
-  return value;
-}
 
 const PER_ORDER = 10;
 const CHUNK_ORDERS = 500;
@@ -53,11 +64,7 @@ async function peakMemory<T>(work: () => Promise<T>): Promise<{ result: T; rssMb
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--help')) {
-    console.log(HELP);
-    return;
-  }
-  const entries = option('--entries', 1_000_000);
+  const { entries } = args;
   const orderCount = Math.ceil(entries / PER_ORDER);
   const scratch = await scratchDatabase('tt_bench_verify');
   const ds = new DataSource(dataSourceOptions(scratch.url, 4, false));

@@ -4,32 +4,35 @@
  * its public verifier key. Without --out the PEM goes to stdout.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { generateLogKeyPem, logKeyFromPem } from '../src/execution-log/log-key';
+import { LOG_ORIGIN } from '../src/config';
+import { commandLine, usageError } from './cli';
 
-const USAGE = `usage: npm run log:keygen -- [--out FILE] [--origin NAME]
-  --out FILE      write the private key there (mode 600; refused if the file exists); default: stdout
-  --origin NAME   the log's name, as TRADETRAIL_LOG_ORIGIN (default: tradetrail)
-Then start the server with TRADETRAIL_LOG_SIGNING_KEY=FILE.`;
+const COMMAND = {
+  name: 'log:keygen',
+  synopsis: '[--out FILE] [--origin NAME]',
+  about:
+    "Creates the Ed25519 key that signs the log's checkpoints and seals its entries (PKCS#8 PEM) and\n" +
+    'prints its public verifier key.',
+  options: {
+    out: {
+      type: 'string',
+      value: 'FILE',
+      help: 'write the private key there (mode 600; refused if the file exists)',
+      default: 'the PEM to stdout',
+    },
+    origin: { type: 'string', value: 'NAME', help: "the log's name, as TRADETRAIL_LOG_ORIGIN", default: 'tradetrail' },
+  },
+  notes: 'Then start the server with TRADETRAIL_LOG_SIGNING_KEY=FILE.',
+} as const;
 
 function main(): void {
-  let values: { out?: string; origin?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      options: {
-        out: { type: 'string' },
-        origin: { type: 'string', default: 'tradetrail' },
-        help: { type: 'boolean' },
-      },
-    }));
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
+  const values = commandLine(COMMAND, ({ values }) => {
+    if (values.origin !== undefined && !LOG_ORIGIN.test(values.origin)) {
+      usageError(`--origin must be 1 to 128 printable ASCII characters without spaces or "+"; got "${values.origin}"`);
+    }
+    return values;
+  });
   const pem = generateLogKeyPem();
   const key = logKeyFromPem(pem, values.origin ?? 'tradetrail');
   if (!values.out) {

@@ -13,8 +13,60 @@
  *
  * Prints progress, a summary and the smallest failing scenario (JSON); exits 1 on any failure.
  */
-import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
+import { commandLine, usageError, wholeNumber } from './cli';
+
+// The command line before the modules below load (the test harness, TypeORM): --help answers at once.
+const args = commandLine(
+  {
+    name: 'test:property',
+    synopsis: '[--scenarios N] [--seed N] [--plans N] [--keep-going] [--no-shrink] …',
+    about:
+      'The ledger property test at scale: seeded scenarios delivered in several orders and batchings\n' +
+      'against a real PostgreSQL (DATABASE_URL when set, else a temporary embedded one), compared with\n' +
+      'each other, with the replay model, with the cash-flow rule and with recalculateBook. Prints progress,\n' +
+      'a summary and the smallest failing scenario (JSON); exits 1 on any failure.',
+    options: {
+      scenarios: { type: 'string', value: 'N', help: 'scenarios to run', default: '1000' },
+      seed: { type: 'string', value: 'N', help: 'the first seed (then seed+1, …)', default: '1' },
+      plans: { type: 'string', value: 'N', help: 'delivery orders per scenario', default: '2' },
+      concurrency: { type: 'string', value: 'N', help: 'scenarios at a time', default: '2' },
+      large: { type: 'boolean', help: 'bigger scenarios (3 traders, 3 symbols, 10 orders, 4 fills each)' },
+      'keep-going': { type: 'boolean', help: 'run every scenario, then shrink the smallest failure' },
+      'no-shrink': { type: 'boolean', help: 'do not shrink a failure' },
+      'shrink-seconds': { type: 'string', value: 'N', help: 'time allowed for shrinking', default: '180' },
+      replay: {
+        type: 'string',
+        value: 'FILE',
+        help: 'run the scenario JSON a failure printed (e.g. after a fix) instead of generated ones',
+      },
+    },
+  },
+  ({ values }) => {
+    let replayed: Scenario | null = null;
+    if (values.replay !== undefined) {
+      try {
+        replayed = JSON.parse(readFileSync(values.replay, 'utf8')) as Scenario;
+      } catch (error) {
+        usageError(`--replay: cannot read a scenario from ${values.replay} (${(error as Error).message})`);
+      }
+    }
+    return {
+      scenarios: wholeNumber(values.scenarios, '--scenarios', 1) ?? 1000,
+      firstSeed: wholeNumber(values.seed, '--seed') ?? 1,
+      plans: wholeNumber(values.plans, '--plans', 1) ?? 2,
+      concurrency: wholeNumber(values.concurrency, '--concurrency', 1) ?? 2,
+      large: values.large ?? false,
+      keepGoing: values['keep-going'] ?? false,
+      shrink: !values['no-shrink'],
+      shrinkSeconds: wholeNumber(values['shrink-seconds'], '--shrink-seconds') ?? 180,
+      replayFile: values.replay,
+      replayed,
+    };
+  },
+);
+
+import 'reflect-metadata';
 // The app logs every internal error as JSON; a failure here is reported by this script instead.
 process.env.LOG_LEVEL ??= 'fatal';
 import globalSetup from '../test/global-setup';
@@ -23,29 +75,14 @@ import { adminQuery, createTestDatabase, startTestApp } from '../test/harness';
 import { report, runSeeds, shrinkFailure } from '../test/property/run';
 import { type GenOptions, SMALL, type Scenario, generate, size } from '../test/property/scenario';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} needs a whole number; got ${process.argv[i + 1]}`);
-  return v;
-}
-const flag = (name: string): boolean => process.argv.includes(`--${name}`);
-
 async function main(): Promise<number> {
-  const scenarios = option('scenarios', 1000);
-  const firstSeed = option('seed', 1);
+  const { scenarios, firstSeed, keepGoing, shrinkSeconds, concurrency, replayFile, replayed } = args;
   const opts: GenOptions = {
-    ...(flag('large')
+    ...(args.large
       ? { maxTraders: 3, maxSymbols: 3, maxOrders: 10, maxFillsPerOrder: 4, plans: 2, maxBatch: 8 }
       : SMALL),
-    plans: option('plans', SMALL.plans),
+    plans: args.plans,
   };
-  const keepGoing = flag('keep-going');
-  const shrinkSeconds = option('shrink-seconds', 180);
-  const concurrency = Math.max(1, option('concurrency', 2));
-  const replayIndex = process.argv.indexOf('--replay');
-  const replayFile = replayIndex > 0 ? process.argv[replayIndex + 1] : null;
 
   await globalSetup();
   const db = await createTestDatabase();
@@ -56,7 +93,6 @@ async function main(): Promise<number> {
   let ran = 0;
   try {
     // --replay FILE: the scenario printed by an earlier failure (JSON) instead of generated ones.
-    const replayed = replayFile ? (JSON.parse(readFileSync(replayFile, 'utf8')) as Scenario) : null;
     const seeds = replayed ? [replayed.seed] : Array.from({ length: scenarios }, (_, i) => firstSeed + i);
     console.log(
       replayed
@@ -89,7 +125,7 @@ async function main(): Promise<number> {
 
     // The smallest failing scenario, shrunk further.
     const first = failed.reduce((a, b) => (size(b.scenario) < size(a.scenario) ? b : a));
-    const shrunk = flag('no-shrink')
+    const shrunk = !args.shrink
       ? undefined
       : await shrinkFailure(app, first.scenario, first.failures, {
           deadline: Date.now() + shrinkSeconds * 1000,

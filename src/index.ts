@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
 import { createVerifier, DEVELOPMENT_ADMIN, localSecret, type TokenVerifier } from './auth';
 import { ComplianceScheduler } from './compliance/scheduler';
-import { config } from './config';
+import { type Config, config, secretsInDataDir } from './config';
 import { resolveDatabase } from './db';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
@@ -12,6 +12,31 @@ import { LogIntegrator } from './execution-log/log-integrator';
 import { LogKeyError, loadLogKey } from './execution-log/log-key';
 import { upgradeLedger } from './position/ledger-upgrade';
 import { createApp } from './server';
+
+/**
+ * NODE_ENV=production on the embedded database: the secrets generated into its data directory sit next
+ * to the data (and in its backups). Said loudly, last, on stderr, and as a warning in the log.
+ */
+function warnOfSecretsInDataDir(cfg: Config): void {
+  const kept = secretsInDataDir(cfg);
+  if (!kept.length) return;
+  logger.warn(
+    { dataDir: cfg.dataDir, secrets: kept.map((k) => k.secret), set: [...kept.map((k) => k.instead), 'DATABASE_URL'] },
+    `NODE_ENV=production on the embedded PostgreSQL: ${kept.map((k) => k.secret).join(' and ')} ` +
+      `${kept.length > 1 ? 'are' : 'is'} kept in its data directory, next to the data; whoever can read it can ` +
+      `${kept.map((k) => k.risk).join(' and ')}. Set ${kept.map((k) => k.instead).join(', ')} and DATABASE_URL.`,
+  );
+  console.error(
+    [
+      '',
+      `  !!! NODE_ENV=production on the embedded PostgreSQL, with secrets generated into its data directory`,
+      `  !!! ${cfg.dataDir}, next to the data. Whoever can read it (or a backup of it) has them:`,
+      ...kept.map((k) => `  !!!   - ${k.secret}: they can ${k.risk}. Set ${k.instead}.`),
+      `  !!! And set DATABASE_URL: a PostgreSQL server of your own, backed up, rather than the embedded one.`,
+      '',
+    ].join('\n'),
+  );
+}
 
 /** `npm start`: database (embedded unless DATABASE_URL), migrations, demo data, GraphQL on HTTP. */
 async function main(): Promise<void> {
@@ -97,6 +122,7 @@ async function main(): Promise<void> {
   const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
   const url = `http://${host}:${port}/graphql`;
   logger.info({ url, ms: Date.now() - started }, 'Tradetrail is serving');
+  warnOfSecretsInDataDir(cfg);
   console.log(`
   Tradetrail GraphQL: ${url}   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
 ${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}  Log public key:    ${logKey.verifierKey}

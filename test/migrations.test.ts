@@ -23,6 +23,7 @@ async function catalog(url: string): Promise<Record<string, string[]>> {
       functions: await q(`SELECT proname AS x FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY 1`),
       grants: await q(`SELECT table_name || ' ' || string_agg(privilege_type, ',' ORDER BY privilege_type) AS x
                        FROM information_schema.role_table_grants WHERE grantee = 'tradetrail_app' GROUP BY table_name ORDER BY 1`),
+      extensions: await q(`SELECT extname AS x FROM pg_extension ORDER BY 1`),
       types:
         await q(`SELECT typname || ' ' || string_agg(enumlabel, ',' ORDER BY enumsortorder) AS x FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid
                       WHERE typnamespace = 'public'::regnamespace GROUP BY typname ORDER BY 1`),
@@ -49,6 +50,11 @@ describe('migrations', () => {
     const empty = await catalog(db.url);
     await ds.runMigrations({ transaction: 'each' });
     const up = await catalog(db.url);
+
+    // No extension, neither when TypeORM connects nor from the migrations (README: gen_random_uuid()
+    // is built in from PostgreSQL 13, the hashes use the core sha256()).
+    expect(empty.extensions).toEqual(['plpgsql']);
+    expect(up.extensions).toEqual(['plpgsql']);
 
     expect(up.tables).toEqual([
       'execution_logs',
