@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   warnOfSecretsInDataDir(cfg);
   console.log(`
   Tradetrail GraphQL: ${url}   (ready in ${((Date.now() - started) / 1000).toFixed(1)} s)
-${cfg.queryPage ? `  Query page:        http://${host}:${port}/   (runs in the browser, no internet needed)\n` : ''}  Log public key:    ${logKey.verifierKey}
+${cfg.queryPage ? `  GraphQL IDE:       http://${host}:${port}/   (GraphiQL, in the browser; no internet needed)\n` : ''}  Log public key:    ${logKey.verifierKey}
                      (checkpoints: http://${host}:${port}/log/checkpoint; keep copies to prove the trail later)
 
   Try (tokens: npm run token -- --role compliance, or --trader <id>):

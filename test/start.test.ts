@@ -28,7 +28,16 @@ async function start(env: Record<string, string>): Promise<Running> {
   const t0 = Date.now();
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
     cwd: ROOT,
-    env: { ...parentEnv, NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    // DATABASE_URL empty, not absent: a developer's .env must not fill it in.
+    env: {
+      ...parentEnv,
+      DATABASE_URL: '',
+      NODE_ENV: 'development',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
