@@ -67,6 +67,32 @@ export interface Config {
   reconcileMinutes: number;
   /** Books a scheduled reconciliation fixes at most per run. */
   reconcileMaxFixes: number;
+  /** Serve Prometheus metrics at `/metrics` (not behind the GraphQL token). */
+  metrics: boolean;
+  /**
+   * Serve `/metrics` on a listener of its own (on `metricsHost`), not on the GraphQL port; undefined:
+   * on the GraphQL port.
+   */
+  metricsPort: number | undefined;
+  metricsHost: string;
+  /** One JSON log line per HTTP request (request id, operation, role, duration, error code). */
+  requestLog: boolean;
+  /** On SIGTERM/SIGINT, how long in-flight requests may take to finish before they are cut off. */
+  shutdownTimeoutMs: number;
+  /** Apply pending migrations at start (under an advisory lock); off: `npm run migrate` does it. */
+  migrateOnStart: boolean;
+  /**
+   * Named prepared statements for the hot write statements. Off behind a pooler that cannot track
+   * them (PgBouncer before 1.21 in transaction mode).
+   */
+  preparedStatements: boolean;
+  /**
+   * The connection that LISTENs for other processes' commits (subscriptions); it needs a session of
+   * its own, so point it past a transaction-mode pooler. Default: the database's URL.
+   */
+  listenUrl: string | undefined;
+  /** Events queued for one subscriber before it is dropped as too slow. */
+  subscriptionQueue: number;
 }
 
 const ENV_NAMES = [
@@ -102,6 +128,15 @@ const ENV_NAMES = [
   'TRADETRAIL_DATA_QUALITY_ALERT_THRESHOLD',
   'TRADETRAIL_RECONCILE_MINUTES',
   'TRADETRAIL_RECONCILE_MAX_FIXES',
+  'TRADETRAIL_METRICS',
+  'TRADETRAIL_METRICS_PORT',
+  'TRADETRAIL_METRICS_HOST',
+  'TRADETRAIL_REQUEST_LOG',
+  'TRADETRAIL_SHUTDOWN_TIMEOUT_MS',
+  'TRADETRAIL_MIGRATE_ON_START',
+  'TRADETRAIL_PREPARED_STATEMENTS',
+  'TRADETRAIL_LISTEN_URL',
+  'TRADETRAIL_SUBSCRIPTION_QUEUE',
 ] as const;
 type EnvName = (typeof ENV_NAMES)[number];
 type Env = Partial<Record<EnvName, string>> & Record<string, string | undefined>;
@@ -160,18 +195,7 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     );
   }
   const nodeEnv = oneOf(env, 'NODE_ENV', ['development', 'production', 'test'], 'development');
-  const databaseUrl = env.DATABASE_URL === '' ? undefined : env.DATABASE_URL;
-  if (databaseUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(databaseUrl);
-    } catch {
-      throw new ConfigError('DATABASE_URL must be a URL such as postgres://user:password@host:5432/dbname.');
-    }
-    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-      throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql://; got "${url.protocol}//".`);
-    }
-  }
+  const databaseUrl = postgresUrl(env, 'DATABASE_URL');
   return {
     nodeEnv,
     databaseUrl,
@@ -210,7 +234,32 @@ export function parseConfig(env: Env, cwd = process.cwd()): Config {
     dataQualityAlertThreshold: intIn(env, 'TRADETRAIL_DATA_QUALITY_ALERT_THRESHOLD', 0, 0, 100_000_000),
     reconcileMinutes: intIn(env, 'TRADETRAIL_RECONCILE_MINUTES', 0, 0, 10_080),
     reconcileMaxFixes: intIn(env, 'TRADETRAIL_RECONCILE_MAX_FIXES', 1000, 1, 100_000),
+    metrics: bool(env, 'TRADETRAIL_METRICS', true),
+    metricsPort: env.TRADETRAIL_METRICS_PORT ? intIn(env, 'TRADETRAIL_METRICS_PORT', 0, 0, 65535) : undefined,
+    metricsHost: env.TRADETRAIL_METRICS_HOST || '127.0.0.1',
+    requestLog: bool(env, 'TRADETRAIL_REQUEST_LOG', true),
+    shutdownTimeoutMs: intIn(env, 'TRADETRAIL_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    migrateOnStart: bool(env, 'TRADETRAIL_MIGRATE_ON_START', true),
+    preparedStatements: bool(env, 'TRADETRAIL_PREPARED_STATEMENTS', true),
+    listenUrl: postgresUrl(env, 'TRADETRAIL_LISTEN_URL'),
+    subscriptionQueue: intIn(env, 'TRADETRAIL_SUBSCRIPTION_QUEUE', 1000, 10, 100_000),
   };
+}
+
+/** A PostgreSQL connection URL setting (unset or empty: undefined). */
+function postgresUrl(env: Env, name: 'DATABASE_URL' | 'TRADETRAIL_LISTEN_URL'): string | undefined {
+  const value = env[name] || undefined;
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be a URL such as postgres://user:password@host:5432/dbname.`);
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`${name} must start with postgres:// or postgresql://; got "${url.protocol}//".`);
+  }
+  return value;
 }
 
 /** A signed note's key name: printable ASCII without spaces or '+' (C2SP signed-note). */
