@@ -1,16 +1,16 @@
 import 'reflect-metadata';
-import type { Server } from 'node:http';
 import AppDataSource, { dataSourceOptions } from '../ormconfig';
 import { createVerifier, DEVELOPMENT_ADMIN, localSecret, type TokenVerifier } from './auth';
 import { ComplianceScheduler } from './compliance/scheduler';
-import { type Config, config, secretsInDataDir } from './config';
+import { type Config, config, ConfigError, secretsInDataDir } from './config';
 import { resolveDatabase } from './db';
+import { migrate, pendingMigrations, withMigrationLock } from './db/migrate';
+import { Lifecycle, Shutdown } from './http/lifecycle';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
 import { setSealKey } from './execution-log/entry-encoding';
 import { LogIntegrator } from './execution-log/log-integrator';
 import { LogKeyError, loadLogKey } from './execution-log/log-key';
-import { upgradeLedger } from './position/ledger-upgrade';
 import { createApp } from './server';
 
 /**
@@ -38,43 +38,83 @@ function warnOfSecretsInDataDir(cfg: Config): void {
   );
 }
 
+/**
+ * Every check of the configuration that needs no database, before the database is touched: the log's
+ * signing key, and the key tokens are verified with (with DATABASE_URL one must be configured; on the
+ * embedded database a secret is kept in its data directory). Returns the verifier, or `embedded` when
+ * the data directory's secret is to be used once the database is up.
+ */
+function checkConfiguration(cfg: Config): {
+  logKey: ReturnType<typeof loadLogKey>;
+  verify: TokenVerifier | 'embedded';
+} {
+  try {
+    const logKey = loadLogKey(cfg);
+    if (cfg.auth === 'disabled') return { logKey, verify: async () => DEVELOPMENT_ADMIN };
+    const configured = cfg.jwtSecret || cfg.jwtPublicKey || cfg.jwtJwksFile;
+    if (!configured && !cfg.databaseUrl) return { logKey, verify: 'embedded' };
+    return { logKey, verify: createVerifier(cfg, cfg.jwtSecret) };
+  } catch (error) {
+    const known = error instanceof LogKeyError || error instanceof ConfigError;
+    const file = (error as NodeJS.ErrnoException).code === 'ENOENT' ? ` (${(error as Error).message})` : '';
+    if (!known && !file) throw error;
+    console.error(`Configuration error: ${known ? (error as Error).message : `a key file cannot be read${file}.`}`);
+    process.exit(1);
+  }
+}
+
 /** `npm start`: database (embedded unless DATABASE_URL), migrations, demo data, GraphQL on HTTP. */
 async function main(): Promise<void> {
   const started = Date.now();
   const cfg = config();
-  // The log key first: a server that cannot sign never touches the database.
-  let loaded: ReturnType<typeof loadLogKey>;
-  try {
-    loaded = loadLogKey(cfg);
-  } catch (error) {
-    if (!(error instanceof LogKeyError)) throw error;
-    console.error(`Configuration error: ${error.message}`);
-    process.exit(1);
-  }
-  const logKey = loaded.key;
+  // 1. Everything that can be checked without the database: a bad setting never touches it.
+  const checked = checkConfiguration(cfg);
+  const logKey = checked.logKey.key;
   setSealKey(logKey.sealKey);
+
+  // 2. The port: bound before the database starts (a port in use stops here), answering 503 until ready.
+  const http = new Lifecycle();
+  stopping = new Shutdown(http, cfg.shutdownTimeoutMs, logger);
+  process.on('SIGINT', () => void stopping?.stop('SIGINT'));
+  process.on('SIGTERM', () => void stopping?.stop('SIGTERM'));
+  const { port } = await http.listen(cfg.port, cfg.host);
+
+  // 3. The database, migrated under an advisory lock (several processes may start together).
   const db = await resolveDatabase(cfg, (line) => logger.debug({ postgres: line.trim() }, 'embedded postgres'));
-  loaded.save?.();
+  stopping.add('embedded PostgreSQL', () => db.stop());
+  checked.logKey.save?.();
   logger.info(
     { database: db.url.replace(/:[^:@/]*@/, ':***@'), embedded: !cfg.databaseUrl, freshDataDir: db.freshDataDir },
     cfg.databaseUrl ? 'using DATABASE_URL' : `embedded PostgreSQL ready (data in ${cfg.dataDir})`,
   );
-
   AppDataSource.setOptions(dataSourceOptions(db.url));
   await AppDataSource.initialize();
-  const applied = await AppDataSource.runMigrations({ transaction: 'each' });
-  logger.info({ applied: applied.map((m) => m.name) }, `${applied.length} pending migration(s) applied`);
-  const upgraded = await upgradeLedger(AppDataSource);
-  if (upgraded.books) logger.info(upgraded, 'positions of the earlier netting rules replayed in event time');
-
+  stopping.add('database pool', () => AppDataSource.destroy());
+  if (cfg.migrateOnStart) {
+    const migrated = await migrate(AppDataSource, db.url);
+    logger.info({ applied: migrated.applied }, `${migrated.applied.length} pending migration(s) applied`);
+    if (migrated.upgradedBooks) {
+      logger.info({ books: migrated.upgradedBooks }, 'positions of the earlier netting rules replayed in event time');
+    }
+  } else {
+    const pending = await pendingMigrations(AppDataSource);
+    if (pending.length) {
+      logger.warn(
+        { pending },
+        `${pending.length} migration(s) pending and TRADETRAIL_MIGRATE_ON_START=false: /ready answers 503 until \`npm run migrate\` applies them`,
+      );
+    }
+  }
   const wantDemo = cfg.demoData === 'on' || (cfg.demoData === 'auto' && !cfg.databaseUrl);
-  if (wantDemo && !(await hasData(AppDataSource.manager))) {
-    const summary = await loadDemoData(AppDataSource);
-    logger.info(summary, 'demo data loaded (TRADETRAIL_DEMO_DATA=off to skip)');
+  if (wantDemo && !(await pendingMigrations(AppDataSource)).length) {
+    const summary = await withMigrationLock(db.url, async () =>
+      (await hasData(AppDataSource.manager)) ? undefined : loadDemoData(AppDataSource),
+    );
+    if (summary) logger.info(summary, 'demo data loaded (TRADETRAIL_DEMO_DATA=off to skip)');
   }
 
   // Tokens: a configured key, or on the embedded default a secret kept in the data directory.
-  let verify: TokenVerifier = async () => DEVELOPMENT_ADMIN;
+  const verify = checked.verify === 'embedded' ? createVerifier(cfg, localSecret(cfg.dataDir, true)) : checked.verify;
   if (cfg.auth === 'disabled') {
     logger.warn(
       'AUTHENTICATION IS DISABLED (TRADETRAIL_AUTH=disabled): every request acts as an admin. Development only.',
@@ -82,11 +122,6 @@ async function main(): Promise<void> {
     console.warn(
       '\n  !!! Authentication is disabled: every request acts as an admin. Never do this outside development. !!!\n',
     );
-  } else {
-    const secret =
-      cfg.jwtSecret ??
-      (cfg.databaseUrl || cfg.jwtPublicKey || cfg.jwtJwksFile ? undefined : localSecret(cfg.dataDir, true));
-    verify = createVerifier(cfg, secret);
   }
 
   const integrator = new LogIntegrator(AppDataSource, logKey, {
@@ -95,6 +130,7 @@ async function main(): Promise<void> {
     log: logger,
   });
   integrator.start();
+  stopping.add('log integrator', () => integrator.stop());
   const compliance = new ComplianceScheduler(AppDataSource, logKey, {
     dataQualityMinutes: cfg.dataQualityMinutes,
     alertThreshold: cfg.dataQualityAlertThreshold,
@@ -104,21 +140,21 @@ async function main(): Promise<void> {
     log: logger,
   });
   compliance.start();
+  stopping.add('compliance scheduler', () => compliance.stop());
   logger.info(
     { verifierKey: logKey.verifierKey, checkpointFile: cfg.checkpointFile ?? null },
     'log checkpoints are signed with this key',
   );
 
+  // METRICS: pass the lifecycle (readiness), the integrator and the scheduler to the app / metrics here.
   const { app, apollo } = await createApp(AppDataSource, cfg, verify, {
     key: logKey,
     known: () => integrator.knownCheckpoint(),
   });
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(cfg.port, cfg.host, () => resolve(s));
-    s.on('error', reject);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : cfg.port;
+  stopping.add('Apollo', () => apollo.stop());
+  // LIVE: attach the subscriptions' WebSocket server to http.server here; stopping.add(…) closes them first.
+  http.serve(app);
+
   const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;
   const url = `http://${host}:${port}/graphql`;
   logger.info({ url, ms: Date.now() - started }, 'Tradetrail is serving');
@@ -132,27 +168,14 @@ ${cfg.queryPage ? `  GraphQL IDE:       http://${host}:${port}/   (GraphiQL, in 
     curl -s ${url} -H 'content-type: application/json' -H "authorization: Bearer $(npm run -s token -- --role compliance)" \\
       -d '{"query":"{ positions(first: 3) { edges { node { symbol quantity status trader { name } orders(first: 5) { edges { node { side quantity status fills { quantity price } } } } } } } }"}'
 `);
-
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const closed = new Promise((resolve) => server.close(resolve));
-    server.closeAllConnections(); // keep-alive clients must not hold the shutdown
-    await closed;
-    await integrator.stop();
-    await compliance.stop();
-    await apollo.stop();
-    await AppDataSource.destroy();
-    await db.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-main().catch((error: unknown) => {
+/** The shutdown of this process, once the HTTP side exists. */
+let stopping: Shutdown | undefined;
+
+main().catch(async (error: unknown) => {
   console.error('Tradetrail could not start:', error instanceof Error ? error.message : error);
+  // What started is stopped (the embedded PostgreSQL above all: no orphan), then exit 1.
+  await stopping?.stop('start failed', 1);
   process.exit(1);
 });
