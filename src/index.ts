@@ -80,7 +80,8 @@ async function main(): Promise<void> {
   const { port } = await http.listen(cfg.port, cfg.host);
 
   // 3. The database, migrated under an advisory lock (several processes may start together).
-  const db = await resolveDatabase(cfg, (line) => logger.debug({ postgres: line.trim() }, 'embedded postgres'));
+  // Our shutdown stops the embedded PostgreSQL, last: not the package's own signal handlers.
+  const db = await resolveDatabase(cfg, (line) => logger.debug({ postgres: line.trim() }, 'embedded postgres'), true);
   stopping.add('embedded PostgreSQL', () => db.stop());
   checked.logKey.save?.();
   logger.info(

@@ -54,6 +54,8 @@ export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<C
     parseOptions: { maxTokens: cfg.maxTokens },
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
+    // The process shuts down in its own order (src/http/lifecycle.ts): Apollo does not act on signals.
+    stopOnTerminationSignals: false,
     formatError: makeFormatError({
       logInternal: (error) => logger.error({ err: error }, 'internal error while handling a GraphQL request'),
       logRefused: (error) => logger.warn({ err: error }, "the database refused a request's values"),
