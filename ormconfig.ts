@@ -9,17 +9,23 @@ import { FillCorrection } from './src/fill/fill-correction.entity';
 import { TypeOrmPinoLogger } from './src/logger';
 import { Order } from './src/order/order.entity';
 import { Position } from './src/position/position.entity';
+import type { TradetrailSettings } from './src/request-db';
 import { Trader } from './src/trader/trader.entity';
 
 export const ENTITIES = [Trader, Position, Order, Fill, FillCorrection, ExecutionLog];
 
-/** Options shared by the server, the tests and the TypeORM CLI. Never `synchronize`: migrations only. */
+/**
+ * Options shared by the server, the tests and the TypeORM CLI. Never `synchronize`: migrations only.
+ * They carry Tradetrail's own settings of the connection (`tradetrail`, read by `src/request-db.ts`).
+ */
 export function dataSourceOptions(
   url: string,
   poolMax = config().dbPoolMax,
   logging: LoggerOptions = config().logSql ? 'all' : ['error', 'warn', 'migration'],
-): DataSourceOptions {
+  settings: TradetrailSettings = { preparedStatements: config().preparedStatements },
+): DataSourceOptions & { tradetrail: TradetrailSettings } {
   return {
+    tradetrail: settings,
     type: 'postgres',
     url,
     entities: ENTITIES,

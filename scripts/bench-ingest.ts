@@ -7,13 +7,19 @@
  *   npm run bench:ingest -- --single 5000 --batches 40 --books 5
  * BENCH_CPU_PROF=DIR writes a CPU profile of the server (node --cpu-prof) into DIR.
  */
-import { commandLine, wholeNumber } from './cli';
+import { commandLine, usageError, wholeNumber } from './cli';
+
+function onOff(raw: string | undefined, option: string): boolean | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === 'on' || raw === 'off') return raw === 'on';
+  return usageError(`${option} must be on or off; got ${JSON.stringify(raw)}`);
+}
 
 // The command line before the modules below load (TypeORM, autocannon): --help answers at once.
-const { SINGLE, BATCHES, BOOKS } = commandLine(
+const { SINGLE, BATCHES, BOOKS, PREPARED } = commandLine(
   {
     name: 'bench:ingest',
-    synopsis: '[--single N] [--batches N] [--books N]',
+    synopsis: '[--single N] [--batches N] [--books N] [--prepared-statements on|off]',
     about:
       'Records executions through the GraphQL HTTP endpoint of the real server (its own process) and prints\n' +
       'fills/s and latency: single recordExecution calls at concurrency 10, recordExecutions batches of 500;\n' +
@@ -28,6 +34,12 @@ const { SINGLE, BATCHES, BOOKS } = commandLine(
         help: '1,000-fill books for the out-of-order fill and the bust',
         default: '5',
       },
+      'prepared-statements': {
+        type: 'string',
+        value: 'on|off',
+        help: "the server's named prepared statements (TRADETRAIL_PREPARED_STATEMENTS): off as behind PgBouncer",
+        default: 'TRADETRAIL_PREPARED_STATEMENTS, else on',
+      },
     },
     notes:
       'Uses DATABASE_URL when set (a scratch database on that server, dropped afterwards), else a temporary\n' +
@@ -37,6 +49,7 @@ const { SINGLE, BATCHES, BOOKS } = commandLine(
     SINGLE: wholeNumber(values.single, '--single', 1) ?? 5000,
     BATCHES: wholeNumber(values.batches, '--batches', 1) ?? 40,
     BOOKS: wholeNumber(values.books, '--books', 1) ?? 5,
+    PREPARED: onOff(values['prepared-statements'], '--prepared-statements'),
   }),
 );
 
@@ -77,7 +90,10 @@ async function main(): Promise<void> {
   const secret = randomUUID() + randomUUID();
   const token = await mintToken(secret, { sub: 'bench-gateway', role: 'service' });
   // The server as it is deployed: its own process (the load generator must not share its event loop).
-  const server = await startServer(scratch.url, { jwtSecret: secret, logKeyPem: generateLogKeyPem() });
+  const prepared = PREPARED ?? config().preparedStatements;
+  const server = await startServer(scratch.url, { jwtSecret: secret, logKeyPem: generateLogKeyPem() }, undefined, {
+    TRADETRAIL_PREPARED_STATEMENTS: String(prepared),
+  });
   const { url } = server;
 
   let n = 0;
@@ -192,7 +208,8 @@ async function main(): Promise<void> {
   const rate = (fills: number, seconds: number) =>
     `${fills} fills in ${seconds.toFixed(2)} s = ${Math.round(fills / seconds)} fills/s`;
   console.log(
-    `\nTradetrail ingestion benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'})`,
+    `\nTradetrail ingestion benchmark (${os.cpus().length} cores, Node ${process.version}, PostgreSQL ${config().databaseUrl ? 'from DATABASE_URL' : 'embedded'}, ` +
+      `prepared statements ${prepared ? 'on' : 'off'})`,
   );
   console.log(
     `  recordExecution, concurrency 10: ${rate(SINGLE, single.seconds)}; ` +

@@ -91,7 +91,10 @@ export interface Config {
    * its own, so point it past a transaction-mode pooler. Default: the database's URL.
    */
   listenUrl: string | undefined;
-  /** Events queued for one subscriber before it is dropped as too slow. */
+  /**
+   * Notifications (one statement's changes to one table: up to ~150 ids) queued for one subscription
+   * before its subscriber is dropped as too slow (1008).
+   */
   subscriptionQueue: number;
 }
 

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'UNAUTHENTICATED'
   | 'DATABASE_UNAVAILABLE'
+  | 'READ_ONLY'
   | 'INTERNAL_SERVER_ERROR';
 
 abstract class TradetrailError extends GraphQLError {
@@ -61,6 +62,24 @@ export class DatabaseUnavailableError extends TradetrailError {
       503,
     );
   }
+}
+
+export const READ_ONLY_MESSAGE =
+  'The database is read-only (a hot standby, or read-only mode): nothing was written. Send writes to the primary.';
+
+/** A write on a database that accepts only reads: a hot standby, or `default_transaction_read_only`. */
+export class ReadOnlyError extends TradetrailError {
+  constructor() {
+    super(READ_ONLY_MESSAGE, 'READ_ONLY', {}, 503);
+  }
+}
+
+/**
+ * A write refused because the database is read-only: PostgreSQL's SQLSTATE 25006
+ * (read_only_sql_transaction), or a ReadOnlyError already.
+ */
+export function isReadOnlyError(error: unknown): boolean {
+  return error instanceof ReadOnlyError || (error as { code?: unknown } | null)?.code === '25006';
 }
 
 /** Connection-level failures from node-postgres / the OS, as opposed to errors in a statement. */
@@ -163,6 +182,7 @@ const PASSED_THROUGH = new Set([
   'FORBIDDEN',
   'UNAUTHENTICATED',
   'DATABASE_UNAVAILABLE',
+  'READ_ONLY',
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'BAD_REQUEST',
@@ -175,8 +195,8 @@ const PASSED_THROUGH = new Set([
 /**
  * Apollo `formatError`: the client sees our own errors and GraphQL's as they are; class-validator
  * failures as one readable BAD_USER_INPUT naming the field; a lost database as DATABASE_UNAVAILABLE;
- * anything else as a masked INTERNAL_SERVER_ERROR (no SQL, no stack, no database message: those go
- * to the server's log only).
+ * a write on a read-only database (a hot standby) as READ_ONLY; anything else as a masked
+ * INTERNAL_SERVER_ERROR (no SQL, no stack, no database message: those go to the server's log only).
  */
 export function makeFormatError(options: {
   logInternal: (error: unknown) => void;
@@ -212,6 +232,14 @@ export function makeFormatError(options: {
         locations: formatted.locations,
         path: formatted.path,
         extensions: { code: 'DATABASE_UNAVAILABLE' },
+      };
+    }
+    if (isReadOnlyError(original)) {
+      return {
+        message: READ_ONLY_MESSAGE,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: 'READ_ONLY' },
       };
     }
     const fromDatabase = inputErrorFromDatabase(original);

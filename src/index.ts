@@ -6,11 +6,13 @@ import { type Config, config, ConfigError, secretsInDataDir } from './config';
 import { resolveDatabase } from './db';
 import { migrate, pendingMigrations, withMigrationLock } from './db/migrate';
 import { Lifecycle, Shutdown } from './http/lifecycle';
+import { listenMetrics } from './http/metrics';
 import { hasData, loadDemoData } from './demo-data';
 import { logger } from './logger';
 import { setSealKey } from './execution-log/entry-encoding';
 import { LogIntegrator } from './execution-log/log-integrator';
 import { LogKeyError, loadLogKey } from './execution-log/log-key';
+import { attachSubscriptions, liveStats } from './live/subscriptions';
 import { createApp } from './server';
 
 /**
@@ -147,13 +149,36 @@ async function main(): Promise<void> {
     'log checkpoints are signed with this key',
   );
 
-  // METRICS: pass the lifecycle (readiness), the integrator and the scheduler to the app / metrics here.
-  const { app, apollo } = await createApp(AppDataSource, cfg, verify, {
-    key: logKey,
-    known: () => integrator.knownCheckpoint(),
-  });
+  // /ready answers 503 once the shutdown starts (the lifecycle); /metrics reads the scheduler's counters.
+  const { app, apollo, schema, metrics } = await createApp(
+    AppDataSource,
+    cfg,
+    verify,
+    { key: logKey, known: () => integrator.knownCheckpoint() },
+    { lifecycle: http },
+  );
+  metrics?.watch({ compliance, live: liveStats });
+  if (metrics && cfg.metricsPort !== undefined) {
+    const metricsServer = await listenMetrics(metrics, cfg.metricsPort, cfg.metricsHost);
+    stopping.add('metrics listener', () => new Promise((resolve) => metricsServer.close(resolve)));
+    const address = metricsServer.address();
+    const metricsPort = typeof address === 'object' && address ? address.port : cfg.metricsPort;
+    logger.info(
+      { url: `http://${cfg.metricsHost}:${metricsPort}/metrics` },
+      'metrics are served on a port of their own',
+    );
+  }
   stopping.add('Apollo', () => apollo.stop());
-  // LIVE: attach the subscriptions' WebSocket server to http.server here; stopping.add(…) closes them first.
+  // Subscriptions over WebSocket, same port and path (src/live). server.close() would wait for their
+  // sockets: they are closed (1001) as the drain starts, with the LISTEN connection.
+  const live = attachSubscriptions(http.server, {
+    schema,
+    dataSource: AppDataSource,
+    cfg,
+    verify,
+    log: { key: logKey, known: () => integrator.knownCheckpoint() },
+  });
+  http.onDrain(() => live.close());
   http.serve(app);
 
   const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? 'localhost' : cfg.host;

@@ -2,12 +2,19 @@ import pino from 'pino';
 import { AbstractLogger, type LogLevel, type LogMessage } from 'typeorm';
 import { config } from './config';
 
+export type Logger = pino.Logger;
+
+/**
+ * A logger as the server's: JSON lines, Tradetrail's name and redactions. `destination`: where the
+ * lines go (default: stdout); tests give a stream of their own to read what was logged.
+ */
+export function createLogger(level: string = config().logLevel, destination?: pino.DestinationStream): Logger {
+  const options = { name: 'tradetrail', level, redact: ['req.headers.authorization', '*.password'] };
+  return destination ? pino(options, destination) : pino(options);
+}
+
 /** Structured JSON logs on stdout (pino: fast, maintained, one line per event). */
-export const logger = pino({
-  name: 'tradetrail',
-  level: config().logLevel,
-  redact: ['req.headers.authorization', '*.password'],
-});
+export const logger = createLogger();
 
 /** Parameters as logged: at most 2,000 characters (a batch statement's arrays would flood the log). */
 function brief(parameters: unknown): unknown {

@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner } from 'typeorm';
 import { type Principal, ROLES } from './auth';
-import { DatabaseUnavailableError, isConnectionError } from './errors';
+import { DatabaseUnavailableError, isConnectionError, isReadOnlyError, ReadOnlyError } from './errors';
 import { isUuid } from './ids';
 
 export type TransactionMode = 'read' | 'write';
@@ -41,7 +41,7 @@ export class RequestDb {
       try {
         return await fn(runner.manager);
       } catch (error) {
-        throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+        throw databaseError(error);
       }
     });
     this.queue = result.catch(() => undefined);
@@ -64,7 +64,7 @@ export class RequestDb {
         // Never hand a half-open transaction back to the pool: the pool discards this client.
         await discard(runner, error);
         this.opening = undefined;
-        throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+        throw databaseError(error);
       }
       this.runner = runner;
       return runner;
@@ -113,6 +113,12 @@ export class RequestDb {
   }
   private readonly survivors: ((manager: EntityManager) => Promise<void>)[] = [];
 
+  /** What to do once the request's transaction has committed (counting what it wrote, for metrics). */
+  afterCommit(done: () => void): void {
+    this.committed.push(done);
+  }
+  private readonly committed: (() => void)[] = [];
+
   /** Commits (or rolls back) and releases the connection. Safe to call more than once. */
   async finish(commit: boolean): Promise<void> {
     if (this.finished) return;
@@ -124,6 +130,7 @@ export class RequestDb {
       if (runner.isTransactionActive) {
         if (commit) await runner.commitTransaction();
         else await runner.rollbackTransaction();
+        if (commit) for (const done of this.committed) done();
       }
       if (!commit && this.survivors.length) {
         this.mode = 'write';
@@ -137,6 +144,17 @@ export class RequestDb {
       if (commit && !isConnectionError(error)) throw error;
     }
   }
+}
+
+/**
+ * A failure of the database itself, as the client should see it: a lost connection is
+ * DATABASE_UNAVAILABLE, a write refused by a read-only database (a hot standby) READ_ONLY; anything
+ * else is returned as it is.
+ */
+function databaseError(error: unknown): unknown {
+  if (isConnectionError(error)) return new DatabaseUnavailableError();
+  if (isReadOnlyError(error)) return new ReadOnlyError();
+  return error;
 }
 
 /** Gives a connection back to the pool with its error, so that the pool closes it instead of reusing it. */
@@ -210,12 +228,33 @@ export async function sqlRows<T = Record<string, unknown>>(
 }
 
 interface PgClientLike {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+}
+
+/**
+ * Tradetrail's own settings of a DataSource, carried on its options (`dataSourceOptions` in
+ * ormconfig.ts puts them there; TypeORM keeps an option it does not know: `setOptions` is an
+ * `Object.assign`, checked against TypeORM 1.1.1).
+ */
+export interface TradetrailSettings {
+  /**
+   * Send the hot write statements as named prepared statements (TRADETRAIL_PREPARED_STATEMENTS).
+   * Off: every statement is unnamed, as a pooler in transaction mode that cannot track prepared
+   * statements needs (PgBouncer before 1.21): a named statement lives on one server connection, and
+   * the pooler hands the next transaction another one.
+   */
+  preparedStatements: boolean;
+}
+
+/** Whether `dataSource` may send named prepared statements (true unless its options say otherwise). */
+export function preparedStatementsOn(dataSource: DataSource): boolean {
+  return (dataSource.options as { tradetrail?: Partial<TradetrailSettings> }).tradetrail?.preparedStatements !== false;
 }
 
 /**
  * Like `sqlRows`, as a named prepared statement: each pooled connection parses and plans it once.
- * For the hot, fixed statements of the write path. (Outside a request's connection it runs unnamed.)
+ * For the hot, fixed statements of the write path. With prepared statements off (the DataSource's
+ * `preparedStatements`), the same text is sent unnamed. (Outside a request's connection it runs unnamed.)
  */
 export async function preparedRows<T = Record<string, unknown>>(
   manager: EntityManager,
@@ -226,9 +265,27 @@ export async function preparedRows<T = Record<string, unknown>>(
   const client = (manager.queryRunner as unknown as { databaseConnection?: PgClientLike } | undefined)
     ?.databaseConnection;
   if (!client) return sqlRows<T>(manager, text, values);
+  const named = preparedStatementsOn(manager.connection);
   try {
-    return (await client.query({ name, text, values })).rows as T[];
+    return (await client.query(named ? { name, text, values } : { text, values })).rows as T[];
   } catch (error) {
-    throw isConnectionError(error) ? new DatabaseUnavailableError() : error;
+    throw named ? misplacedStatement(error) : databaseError(error);
   }
+}
+
+/**
+ * PostgreSQL's answer when a named statement is not on the server connection (26000,
+ * "prepared statement … does not exist") or another one of that name is (42P05, "… already exists"):
+ * the connection's transactions run on different server connections, as behind a pooler in
+ * transaction mode. Said in the server's log with what to do (the client sees an internal error).
+ */
+function misplacedStatement(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== '26000' && code !== '42P05') return databaseError(error);
+  return new Error(
+    `${(error as Error).message}: this connection's named statements are not where it prepared them, as behind a ` +
+      'pooler in transaction mode that does not track prepared statements (PgBouncer before 1.21, or without ' +
+      'max_prepared_statements). Set TRADETRAIL_PREPARED_STATEMENTS=false.',
+    { cause: error },
+  );
 }

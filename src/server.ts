@@ -10,11 +10,21 @@ import type { Config } from './config';
 import { exportRoutes } from './compliance/export.routes';
 import { type Context, createContext, type LogAccess } from './context';
 import { findCheckpoint } from './execution-log/proof.service';
+import { healthRoutes, type LifecycleState } from './http/health';
 import { ideRoutes } from './http/ide';
+import { Metrics, serveMetrics } from './http/metrics';
+import {
+  observeRequests,
+  requestTracePlugin,
+  traceContext,
+  traceContextFailure,
+  traceGraphql,
+  traceHttpError,
+} from './http/request-log';
 import { DEVELOPMENT_ADMIN, type TokenVerifier } from './auth';
 import { makeFormatError } from './errors';
 import { armor, costLimitPlugin } from './limits';
-import { logger } from './logger';
+import { type Logger, logger } from './logger';
 import { APPLICATION_ROLE } from './request-db';
 import { buildTradetrailSchema } from './schema';
 import { inputGuardPlugin } from './validation';
@@ -36,7 +46,11 @@ export const requestDbPlugin: ApolloServerPlugin<Context> = {
   },
 };
 
-export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<Context> {
+export function createApollo(
+  schema: GraphQLSchema,
+  cfg: Config,
+  extraPlugins: ApolloServerPlugin<Context>[] = [],
+): ApolloServer<Context> {
   const protection = armor(cfg);
   return new ApolloServer<Context>({
     schema,
@@ -47,6 +61,7 @@ export function createApollo(schema: GraphQLSchema, cfg: Config): ApolloServer<C
       ...protection.plugins,
       costLimitPlugin(schema, cfg.maxCost),
       requestDbPlugin,
+      ...extraPlugins,
       ApolloServerPluginLandingPageDisabled(),
     ],
     introspection: cfg.introspection,
@@ -78,32 +93,51 @@ function readExample(name: string): string {
 export interface App {
   app: express.Express;
   apollo: ApolloServer<Context>;
+  /**
+   * The metrics this app feeds (undefined with `metrics` off). With `metricsPort` set they are not
+   * served on the app's port: `listenMetrics(metrics, cfg.metricsPort, cfg.metricsHost)` serves them.
+   */
+  metrics: Metrics | undefined;
+  /** The schema `/graphql` serves (subscriptions over WebSocket share it: src/live). */
+  schema: GraphQLSchema;
+}
+
+export interface AppOptions {
+  /** `/ready` answers 503 once `shuttingDown` is true (the process's Lifecycle). */
+  lifecycle?: LifecycleState;
+  /** The metrics to serve and feed; default: new ones when `cfg.metrics` is on. */
+  metrics?: Metrics;
+  /** Where request log lines go; default: the process's logger (tests give one of their own). */
+  requestLogger?: Logger;
 }
 
 /**
- * The HTTP application: `/graphql`, the offline GraphQL IDE at `/` (its files under `/ide/`), `/healthz`, the
- * log's public key and latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep
- * copies), and the exports of a trail (`/export/{positions,orders,traders}/:id`).
+ * The HTTP application: `/graphql`, the offline GraphQL IDE at `/` (its files under `/ide/`), the probes
+ * (`/health`, `/ready`, `/healthz`), `/metrics` (unless on a port of its own, or off), the log's public key and
+ * latest checkpoint (`/log/public-key`, `/log/checkpoint`: public, so that anyone can keep copies), and the
+ * exports of a trail (`/export/{positions,orders,traders}/:id`). Every response carries an `x-request-id`;
+ * each request is one line of the request log (`cfg.requestLog`).
  */
 export async function createApp(
   dataSource: DataSource,
   cfg: Config,
   verify: TokenVerifier,
   log: LogAccess,
+  options: AppOptions = {},
 ): Promise<App> {
-  const apollo = createApollo(await buildTradetrailSchema(), cfg);
+  const metrics = cfg.metrics ? (options.metrics ?? new Metrics(dataSource)) : undefined;
+  const requestLog = cfg.requestLog ? (options.requestLogger ?? logger) : undefined;
+  const schema = await buildTradetrailSchema();
+  const apollo = createApollo(schema, cfg, metrics || requestLog ? [requestTracePlugin] : []);
   await apollo.start();
   const app = express();
   app.disable('x-powered-by');
 
-  app.get('/healthz', async (_req, res) => {
-    try {
-      await dataSource.query('SELECT 1');
-      res.json({ status: 'ok', database: 'up' });
-    } catch {
-      res.status(503).json({ status: 'degraded', database: 'down' });
-    }
-  });
+  // First: the request id, the request log line and the request metrics, for every response.
+  app.use(observeRequests({ log: requestLog, metrics }));
+  app.use(healthRoutes(dataSource, options.lifecycle));
+  // Not behind the GraphQL token: on the GraphQL port only when no port of its own is set.
+  if (metrics && cfg.metricsPort === undefined) app.get('/metrics', serveMetrics(metrics));
 
   app.get('/log/public-key', (_req, res) => {
     res.json({
@@ -142,15 +176,19 @@ export async function createApp(
 
   app.use(
     '/graphql',
+    traceGraphql,
     express.json({ limit: '1mb' }),
     expressMiddleware(apollo, {
-      context: async ({ req }) =>
-        createContext(
-          dataSource,
-          cfg.auth === 'disabled' ? DEVELOPMENT_ADMIN : await verify(req.headers.authorization),
-          cfg.statementTimeoutMs,
-          log,
-        ),
+      context: async ({ req, res }) => {
+        let principal;
+        try {
+          principal = cfg.auth === 'disabled' ? DEVELOPMENT_ADMIN : await verify(req.headers.authorization);
+        } catch (error) {
+          traceContextFailure(res, error);
+          throw error;
+        }
+        return traceContext(res, createContext(dataSource, principal, cfg.statementTimeoutMs, log));
+      },
     }),
   );
   // Body-parser and other HTTP-level failures: a GraphQL-shaped JSON error, never a stack trace.
@@ -163,6 +201,7 @@ export async function createApp(
     ) => {
       if (res.headersSent) return next(error);
       const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
+      traceHttpError(res, status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR');
       const message =
         error.type === 'entity.too.large'
           ? 'The request body is larger than 1 MB.'
@@ -177,5 +216,5 @@ export async function createApp(
         .json({ errors: [{ message, extensions: { code: status < 500 ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR' } }] });
     },
   );
-  return { app, apollo };
+  return { app, apollo, metrics, schema };
 }

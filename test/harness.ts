@@ -101,9 +101,20 @@ export const traderPrincipal = (traderId: string): Principal => ({ sub: traderId
 
 export async function startTestApp(
   url: string,
-  options: { poolMax?: number; principal?: Principal; integrationMs?: number; checkpointFile?: string } = {},
+  options: {
+    poolMax?: number;
+    principal?: Principal;
+    integrationMs?: number;
+    checkpointFile?: string;
+    /** TRADETRAIL_PREPARED_STATEMENTS (default: on). */
+    preparedStatements?: boolean;
+  } = {},
 ): Promise<TestApp> {
-  const dataSource = new DataSource(dataSourceOptions(url, options.poolMax ?? 4, false));
+  const dataSource = new DataSource(
+    dataSourceOptions(url, options.poolMax ?? 4, false, {
+      preparedStatements: options.preparedStatements ?? testConfig.preparedStatements,
+    }),
+  );
   await dataSource.initialize();
   const statements = new StatementCounter();
   statements.attach((dataSource.driver as unknown as { master: Pool }).master);

@@ -89,6 +89,7 @@ const STATUS: Record<string, number> = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   DATABASE_UNAVAILABLE: 503,
+  READ_ONLY: 503,
   STATEMENT_TIMEOUT: 503,
 };
 

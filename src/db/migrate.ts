@@ -16,17 +16,28 @@ export interface Migrated {
  * Runs `work` while holding the migration lock: a transaction-level advisory lock held by an open
  * transaction on a connection of its own, so that it also holds through a pooler in transaction mode
  * (PgBouncer pins the server connection of an open transaction). Several processes starting at once
- * on an empty database take turns: the first migrates, the others then find nothing to do.
+ * on an empty database take turns: the first migrates, the others then find nothing to do. A process
+ * that finds the lock taken does not wait on it holding a connection (behind a small pool, the
+ * holder needs a second one to migrate): it tries again in a fresh short transaction a moment later.
  */
-export async function withMigrationLock<T>(url: string, work: () => Promise<T>): Promise<T> {
+export async function withMigrationLock<T>(url: string, work: () => Promise<T>, timeoutMs = 600_000): Promise<T> {
   const lock = new Client({ connectionString: url, application_name: 'tradetrail-migrate' });
   lock.on('error', () => undefined); // a lost lock connection fails the COMMIT below
   await lock.connect();
+  const deadline = Date.now() + timeoutMs;
   try {
-    await lock.query('BEGIN');
-    // Waiting for another process's migrations is fine; waiting forever for a stuck one is not.
-    await lock.query(`SET LOCAL lock_timeout = '10min'`);
-    await lock.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    for (;;) {
+      await lock.query('BEGIN');
+      const [{ ok }] = (await lock.query('SELECT pg_try_advisory_xact_lock($1) AS ok', [MIGRATION_LOCK])).rows as {
+        ok: boolean;
+      }[];
+      if (ok) break;
+      await lock.query('ROLLBACK');
+      if (Date.now() > deadline) {
+        throw new Error(`Another process has held the migration lock for over ${timeoutMs / 1000} s; is it stuck?`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300));
+    }
     const result = await work();
     await lock.query('COMMIT');
     return result;

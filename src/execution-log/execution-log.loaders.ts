@@ -1,10 +1,11 @@
 import DataLoader from 'dataloader';
-import { LoaderFamily, loaderByParent } from '../loaders';
+import { LoaderFamily, loaderById, loaderByParent } from '../loaders';
 import type { RequestDb } from '../request-db';
 import { ExecutionLog } from './execution-log.entity';
 import { type InclusionProofResult, inclusionProofs, type LeafRow, leavesOf } from './proof.service';
 
 export interface ExecutionLogLoaders {
+  logById: DataLoader<string, ExecutionLog | null>;
   logsByOrderId: DataLoader<string, ExecutionLog[]>;
   /** Where each entry sits in the tree (null until integrated). */
   leafByEntryId: DataLoader<string, LeafRow | null>;
@@ -14,6 +15,7 @@ export interface ExecutionLogLoaders {
 
 export function createExecutionLogLoaders(db: RequestDb): ExecutionLogLoaders {
   return {
+    logById: loaderById(db, ExecutionLog),
     logsByOrderId: loaderByParent(db, ExecutionLog, 'order_id', '"seq"'),
     leafByEntryId: new DataLoader(async (ids) => {
       const found = await db.run((m) => leavesOf(m, ids));

@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DataSource, QueryRunner } from 'typeorm';
+import { isReadOnlyError, ReadOnlyError } from '../errors';
 import {
   type Checkpoint,
   CheckpointError,
@@ -49,6 +50,8 @@ export class TreeTamperedError extends Error {
 
 export interface IntegratorLog {
   info(fields: object, message: string): void;
+  /** Conditions an operator should know of that are not failures (a read-only database); default: `error`. */
+  warn?(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
 
@@ -56,6 +59,8 @@ export interface IntegratorOptions {
   /** Milliseconds between rounds; 0: no background rounds (integrateOnce still works). */
   intervalMs: number;
   batchSize?: number;
+  /** While the database is read-only (a hot standby), milliseconds between tries (at least intervalMs); default 5000. */
+  readOnlyRetryMs?: number;
   /** Append-only file every new checkpoint is written to (one JSON object per line). */
   checkpointFile?: string;
   log: IntegratorLog;
@@ -69,6 +74,9 @@ export interface KnownCheckpoint {
   note: string;
   source: 'process' | 'file';
 }
+
+/** `lastError` while the database is read-only. */
+const READ_ONLY = Symbol('read-only');
 
 /**
  * Takes new log entries into the global Merkle tree and signs a checkpoint of every new size.
@@ -89,7 +97,7 @@ export class LogIntegrator {
   private running: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private known: KnownCheckpoint | undefined;
-  private lastError: string | undefined;
+  private lastError: string | typeof READ_ONLY | undefined;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -109,29 +117,52 @@ export class LogIntegrator {
     this.stopped = false;
     const tick = async (): Promise<void> => {
       this.timer = undefined;
+      let next = this.options.intervalMs;
       try {
         await this.integrateAll();
+        if (this.lastError === READ_ONLY) {
+          this.options.log.info({}, 'the database accepts writes again: log integration resumed');
+        }
         this.lastError = undefined;
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        if (message !== this.lastError) {
-          this.options.log.error(
-            { err: error, tamper: error instanceof TreeTamperedError },
-            error instanceof TreeTamperedError
-              ? 'LOG TAMPERING: the tree no longer contains a signed checkpoint; no checkpoint is signed until this is investigated'
-              : 'log integration failed; retrying',
-          );
+        if (isReadOnlyError(error)) {
+          // A hot standby (or read-only mode): said once, tried again now and then, not every interval.
+          if (this.lastError !== READ_ONLY) {
+            (this.options.log.warn ?? this.options.log.error).call(
+              this.options.log,
+              { retryMs: this.retryMs() },
+              'the database is read-only (a hot standby, or read-only mode): this process integrates no log entries ' +
+                `and signs no checkpoint; trying again every ${this.retryMs() / 1000} s (TRADETRAIL_LOG_INTEGRATION_MS=0 ` +
+                'turns integration off on a server that only reads)',
+            );
+          }
+          this.lastError = READ_ONLY;
+          next = this.retryMs();
+        } else {
+          const message = error instanceof Error ? error.message : String(error);
+          if (message !== this.lastError) {
+            this.options.log.error(
+              { err: error, tamper: error instanceof TreeTamperedError },
+              error instanceof TreeTamperedError
+                ? 'LOG TAMPERING: the tree no longer contains a signed checkpoint; no checkpoint is signed until this is investigated'
+                : 'log integration failed; retrying',
+            );
+          }
+          this.lastError = message;
         }
-        this.lastError = message;
       }
-      if (!this.stopped) this.schedule(tick);
+      if (!this.stopped) this.schedule(tick, next);
     };
-    this.schedule(tick);
+    this.schedule(tick, this.options.intervalMs);
   }
 
-  /** The next round; the timer never keeps the process alive on its own. */
-  private schedule(tick: () => Promise<void>): void {
-    this.timer = setTimeout(() => void (this.running = tick()), this.options.intervalMs);
+  private retryMs(): number {
+    return Math.max(this.options.intervalMs, this.options.readOnlyRetryMs ?? 5000);
+  }
+
+  /** The next round, in `ms`; the timer never keeps the process alive on its own. */
+  private schedule(tick: () => Promise<void>, ms: number): void {
+    this.timer = setTimeout(() => void (this.running = tick()), ms);
     this.timer.unref();
   }
 
@@ -179,9 +210,13 @@ export class LogIntegrator {
   }
 
   private async round(q: QueryRunner, after: Cursor | undefined): Promise<IntegrationResult> {
-    const [{ ok }] = (await q.query(`SELECT pg_try_advisory_xact_lock($1) AS ok`, [INTEGRATOR_LOCK])) as {
-      ok: boolean;
-    }[];
+    // Read-only (a hot standby): said before any write is tried, so that no statement fails (and
+    // neither this process's log nor PostgreSQL's fills up with them while it waits).
+    const [{ ok, readOnly }] = (await q.query(
+      `SELECT pg_try_advisory_xact_lock($1) AS ok, current_setting('transaction_read_only') = 'on' AS "readOnly"`,
+      [INTEGRATOR_LOCK],
+    )) as { ok: boolean; readOnly: boolean }[];
+    if (readOnly) throw new ReadOnlyError();
     if (!ok) return { acquired: false, integrated: 0, refused: [], treeSize: -1, more: false };
     const [state] = (await q.query(
       `SELECT tree_size::text AS size, tx_horizon::text AS horizon FROM log_tree_state WHERE id = 1 FOR UPDATE`,
@@ -350,4 +385,61 @@ export function readCheckpointFile(file: string | undefined, key: LogKey): Known
   if (note === undefined) return undefined;
   const c = verifyCheckpoint(note, key);
   return { treeSize: c.treeSize, rootHash: c.rootHash, note, source: 'file' };
+}
+
+/** How far the signed tree is behind the log (for the metrics endpoint). */
+export interface IntegrationLag {
+  /** Committed entries not yet leaves, so in no signed checkpoint (counted up to the cap given). */
+  pendingEntries: number;
+  /** Seconds since the oldest of them was recorded; 0 when none is waiting. */
+  oldestPendingSeconds: number;
+  /** The latest signed checkpoint's tree size and age in seconds; null before the first one. */
+  checkpointSize: number | null;
+  checkpointAgeSeconds: number | null;
+}
+
+/**
+ * The integration lag, read from the database, so that any process (integrating or not) can report
+ * it: the entries an integration round would read next (at or above the horizon, not yet leaves),
+ * and the latest checkpoint. Cheap: the pending entries are found through the `tx` index from the
+ * horizon on, and at most `cap` of them are counted.
+ */
+export async function integrationLag(dataSource: DataSource, cap = 100_000): Promise<IntegrationLag> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    // As the integrator reads them: the log's row-level security lets the compliance role read every
+    // entry; nested loops only (never hash every leaf).
+    await runner.query(
+      `START TRANSACTION READ ONLY; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 5000;
+       SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`,
+    );
+    const [row] = (await runner.query(
+      `WITH pending AS (
+         SELECT l.recorded_at FROM execution_logs l
+         WHERE l.tx >= (SELECT tx_horizon FROM log_tree_state WHERE id = 1)
+           AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
+         LIMIT $1
+       )
+       SELECT (SELECT count(*) FROM pending)::int AS "pending",
+              (SELECT extract(epoch FROM clock_timestamp() - min(recorded_at)) FROM pending)::float8 AS "oldest",
+              c.tree_size::text AS "size",
+              extract(epoch FROM clock_timestamp() - c.signed_at)::float8 AS "age"
+       FROM (SELECT 1) one
+       LEFT JOIN LATERAL (SELECT tree_size, signed_at FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1) c ON true`,
+      [cap],
+    )) as { pending: number; oldest: number | null; size: string | null; age: number | null }[];
+    await runner.query('COMMIT');
+    return {
+      pendingEntries: row.pending,
+      oldestPendingSeconds: Math.max(0, row.oldest ?? 0),
+      checkpointSize: row.size === null ? null : Number(row.size),
+      checkpointAgeSeconds: row.age === null ? null : Math.max(0, row.age),
+    };
+  } catch (error) {
+    await runner.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    await runner.release();
+  }
 }

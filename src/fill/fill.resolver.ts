@@ -11,6 +11,7 @@ import { Dec } from '../decimal';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { DecimalScalar } from '../scalars';
 import { correctExecution, type CorrectionRequest } from './correction.service';
+import { countCommitted, countRefused } from './execution.counters';
 import { FillCorrection, FillCorrectionKind } from './fill-correction.entity';
 import { Fill, FillException } from './fill.entity';
 import {
@@ -114,9 +115,11 @@ export class FillResolver {
     requireRole(ctx.principal, ['service', 'admin'], 'record executions');
     const [outcome] = await ctx.db.run((m) => applyExecutions(m, ctx.who, [input]));
     if (outcome.status === 'REFUSED') {
+      countRefused(1);
       keepAudit(ctx, outcome);
       throw outcome.error;
     }
+    ctx.db.afterCommit(() => countCommitted([outcome]));
     return toResult(0, outcome);
   }
 
@@ -153,6 +156,8 @@ export class FillResolver {
       results[valid[i].index] = toResult(valid[i].index, outcome);
     });
     const count = (s: ExecutionStatus) => results.filter((r) => r.status === s).length;
+    countRefused(count(ExecutionStatus.REFUSED));
+    ctx.db.afterCommit(() => countCommitted(outcomes));
     return {
       applied: count(ExecutionStatus.APPLIED),
       duplicates: count(ExecutionStatus.DUPLICATE),

@@ -98,7 +98,8 @@ export async function applyExecutions(
   });
   const live = inputs.map((input, index) => ({ input, index })).filter(({ index }) => !outcomes[index]);
   // One-execution calls (the hot path of a gateway) run their fixed statements prepared: parsed and
-  // planned once per connection. Batches run unnamed, so each gets a plan for its own size.
+  // planned once per connection (unnamed with TRADETRAIL_PREPARED_STATEMENTS=false, behind a pooler).
+  // Batches run unnamed, so each gets a plan for its own size.
   const prepared = live.length === 1;
   const rowsOf = (name: string, sql: string, params: unknown[]) =>
     prepared ? preparedRows(m, `ledger_${name}`, sql, params) : sqlRows(m, sql, params);

@@ -14,6 +14,7 @@ export class Lifecycle {
   private readonly inFlight = new Set<http.ServerResponse>();
   private handler: RequestListener | undefined;
   private drained: (() => void) | undefined;
+  private readonly drainHooks: (() => Promise<unknown>)[] = [];
   readonly server: Server;
 
   constructor() {
@@ -55,6 +56,14 @@ export class Lifecycle {
     });
   }
 
+  /**
+   * Closes long-lived connections when the drain starts: `server.close()` waits for every connection,
+   * upgraded ones (WebSocket subscriptions) included, and only their owner can close those.
+   */
+  onDrain(close: () => Promise<unknown>): void {
+    this.drainHooks.push(close);
+  }
+
   /** From now on requests reach `handler`. */
   serve(handler: RequestListener): void {
     this.handler = handler;
@@ -66,14 +75,15 @@ export class Lifecycle {
       // Never started: a client may send it again, here once ready or to another process.
       const starting = this.phase === 'starting';
       if (!starting) res.setHeader('connection', 'close');
-      const alive = req.url === '/health' || req.url === '/healthz';
-      res.statusCode = alive && starting ? 200 : 503;
+      // The process is alive while it starts and while it stops; it is not ready.
+      const alive = req.url === '/health';
+      res.statusCode = alive ? 200 : 503;
       res.setHeader('content-type', 'application/json');
       res.setHeader('retry-after', starting ? '1' : '0');
       res.end(
         JSON.stringify(
-          alive && starting
-            ? { status: 'starting' }
+          alive
+            ? { status: starting ? 'starting' : 'stopping' }
             : {
                 errors: [
                   {
@@ -106,6 +116,7 @@ export class Lifecycle {
   async drain(timeoutMs: number): Promise<boolean> {
     this.phase = 'stopping';
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const hooks = Promise.all(this.drainHooks.map((close) => close().catch(() => undefined)));
     // A response still to come ends its keep-alive connection.
     for (const res of this.inFlight) if (!res.headersSent) res.setHeader('connection', 'close');
     const idle = setInterval(() => this.server.closeIdleConnections(), 100);
@@ -124,6 +135,7 @@ export class Lifecycle {
       clearInterval(idle);
       this.server.closeAllConnections();
     }
+    await hooks;
     await closed;
     return !cut;
   }
