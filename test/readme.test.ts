@@ -19,6 +19,8 @@ import { adminQuery, adminUrl } from './harness';
  * - every ```graphql block is one of examples/ (run by the examples tests), and a ```json block after
  *   it, or after a link to an example, is part of that example's result;
  * - every `npm run <script>` the prose names exists and answers --help; commands (curl…) are in blocks.
+ * - plain ``` blocks, ```yaml and ```ini are illustrations (configuration files, abridged formats,
+ *   commands for a setup this test cannot have, such as a PgBouncer in front of a remote database).
  * The only rewrites are listed in REWRITES, each with its reason.
  */
 
@@ -253,9 +255,9 @@ describe('README.md, run top to bottom', () => {
   it('has only blocks this test knows how to check, and no command outside them', () => {
     // Commands live in sh blocks, where they run; prose only names scripts (checked below).
     expect([...prose.matchAll(/`(curl [^`]*)`/g)].map((m) => m[1])).toEqual([]);
-    expect(blocks.filter((b) => !['sh', 'json', 'text', 'graphql', ''].includes(b.lang)).map((b) => b.line)).toEqual(
-      [],
-    );
+    expect(
+      blocks.filter((b) => !['sh', 'json', 'text', 'graphql', 'yaml', 'ini', ''].includes(b.lang)).map((b) => b.line),
+    ).toEqual([]);
     // json and text blocks are outputs: of a command, or of an example the prose links to.
     const orphans = blocks.filter(
       (b, i) =>
