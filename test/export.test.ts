@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -13,9 +12,8 @@ import { createVerifier, mintToken, type Role } from '../src/auth';
 import { parseConfig } from '../src/config';
 import { csvLine, EXPORT_BATCH, neutraliseFormula } from '../src/compliance/export';
 import { TrailVerifier, verifyTrail } from '../src/execution-log/trail';
-import { createApp } from '../src/server';
 import { makeTrader } from './factories';
-import { createTestDatabase, SERVICE, StatementCounter, startTestApp, type TestApp } from './harness';
+import { createTestDatabase, listenApp, SERVICE, StatementCounter, startTestApp, type TestApp } from './harness';
 import { TEST_LOG_KEY } from './log-key';
 
 /** Issue 9 point 4: the streamed export of a trail over HTTP (NDJSON and CSV), its roles, and its cost. */
@@ -36,18 +34,13 @@ async function serve(url: string, poolMax = 3): Promise<Served> {
   const pool = (ds.driver as unknown as { master: Pool }).master;
   const statements = new StatementCounter();
   statements.attach(pool);
-  const app = await createApp(ds, cfg, createVerifier(cfg, SECRET), { key: TEST_LOG_KEY, known: () => undefined });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const app = await listenApp(ds, cfg, createVerifier(cfg, SECRET));
   return {
-    base: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    base: app.base,
     pool,
     statements,
     async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await app.apollo.stop();
+      await app.close();
       await ds.destroy();
     },
   };

@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
 import type { Pool, PoolClient } from 'pg';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
-import { parseConfig } from '../src/config';
-import type { Principal } from '../src/auth';
-import { type Context, createContext } from '../src/context';
+import { type Config, parseConfig } from '../src/config';
+import type { Principal, TokenVerifier } from '../src/auth';
+import { type Context, createContext, type LogAccess } from '../src/context';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { TEST_LOG_KEY } from './log-key';
 import { buildTradetrailSchema } from '../src/schema';
-import { createApollo } from '../src/server';
+import { type App, type AppOptions, createApollo, createApp } from '../src/server';
 import { withDatabase } from '../src/db';
 
 /** Connection string of the test server with another database name. */
@@ -178,4 +180,36 @@ export async function onTamperableCopy(
     await app.close();
     await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   }
+}
+
+/** The HTTP application as the server builds it (createApp), listening on a free port of 127.0.0.1. */
+export interface ListeningApp extends App {
+  server: Server;
+  /** http://127.0.0.1:<port> */
+  base: string;
+  /** Stops listening (open connections closed) and stops Apollo; the DataSource stays the caller's. */
+  close(): Promise<void>;
+}
+
+export async function listenApp(
+  dataSource: DataSource,
+  cfg: Config,
+  verify: TokenVerifier,
+  log: LogAccess = { key: TEST_LOG_KEY, known: () => undefined },
+  options: AppOptions = {},
+): Promise<ListeningApp> {
+  const app = await createApp(dataSource, cfg, verify, log, options);
+  const server: Server = await new Promise((resolve) => {
+    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    ...app,
+    server,
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await app.apollo.stop();
+    },
+  };
 }

@@ -1,18 +1,12 @@
-import type { Server } from 'node:http';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { parseConfig } from '../src/config';
-import { createApp, type App } from '../src/server';
 import { createVerifier, mintToken } from '../src/auth';
 import { IDE_CSP } from '../src/http/ide';
-import { createTestDatabase } from './harness';
-import { TEST_LOG_KEY } from './log-key';
+import { createTestDatabase, type ListeningApp, listenApp } from './harness';
 
-const TEST_LOG = { key: TEST_LOG_KEY, known: () => undefined };
-
-let server: Server;
 let base: string;
-let app: App;
+let app: ListeningApp;
 let ds: DataSource;
 let drop: () => Promise<void>;
 let adminToken: string;
@@ -24,16 +18,12 @@ beforeAll(async () => {
   ds = new DataSource(dataSourceOptions(db.url, 2, false));
   await ds.initialize();
   const cfg = parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' });
-  app = await createApp(ds, cfg, createVerifier(cfg, SECRET), TEST_LOG);
+  app = await listenApp(ds, cfg, createVerifier(cfg, SECRET));
   adminToken = await mintToken(SECRET, { sub: 'http-test', role: 'admin' });
-  server = await new Promise((resolve) => {
-    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  base = app.base;
 });
 afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
-  await app?.apollo.stop();
+  await app?.close();
   await ds?.destroy();
   await drop?.();
 });

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { DataSource } from 'typeorm';
@@ -7,9 +6,7 @@ import { dataSourceOptions } from '../ormconfig';
 import { createVerifier, mintToken } from '../src/auth';
 import { parseConfig } from '../src/config';
 import { loadDemoData } from '../src/demo-data';
-import { createApp, type App } from '../src/server';
-import { createTestDatabase } from './harness';
-import { TEST_LOG_KEY } from './log-key';
+import { createTestDatabase, type ListeningApp, listenApp } from './harness';
 
 /**
  * The GraphQL IDE in a real headless Chromium (Debian's package, driven by playwright-core; no
@@ -40,9 +37,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-let server: Server;
 let base: string;
-let app: App;
+let app: ListeningApp;
 let ds: DataSource;
 let drop: () => Promise<void>;
 let browser: Browser;
@@ -87,19 +83,15 @@ describeWithChromium('GraphQL IDE in a headless browser', () => {
     await ds.initialize();
     await loadDemoData(ds);
     const cfg = parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'true' });
-    app = await createApp(ds, cfg, createVerifier(cfg, SECRET), { key: TEST_LOG_KEY, known: () => undefined });
+    app = await listenApp(ds, cfg, createVerifier(cfg, SECRET));
     complianceToken = await mintToken(SECRET, { sub: 'ide-test', role: 'compliance' });
-    server = await new Promise((resolve) => {
-      const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    base = app.base;
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
   }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => server?.close(resolve));
-    await app?.apollo.stop();
+    await app?.close();
     await ds?.destroy();
     await drop?.();
   });

@@ -167,26 +167,34 @@ describe('graceful shutdown', () => {
   }, 180_000);
 });
 
+/**
+ * A start that must fail before the database: DATABASE_URL names a port nothing listens on (9), so a
+ * server that went on to the database would fail differently, and later.
+ */
+function startOnNoDatabase(env: Record<string, string>) {
+  return spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: {
+      ...process.env,
+      NODE_ENV: 'development',
+      PORT: '0',
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
+      TRADETRAIL_JWT_SECRET: PROCESS_SECRET,
+      TRADETRAIL_LOG_SIGNING_KEY: TEST_LOG_KEY_PEM,
+      ...env,
+    },
+  });
+}
+
 describe('safe start', () => {
   it('a port in use is a clear error and exit 1, before the database is touched', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      // Nothing listens on port 9: a server that went on to the database would fail differently.
-      const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          ...process.env,
-          NODE_ENV: 'development',
-          PORT: String(port),
-          DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
-          TRADETRAIL_JWT_SECRET: PROCESS_SECRET,
-          TRADETRAIL_LOG_SIGNING_KEY: TEST_LOG_KEY_PEM,
-        },
-      });
+      const run = startOnNoDatabase({ PORT: String(port) });
       expect(run.status).toBe(1);
       expect(run.stderr).toMatch(new RegExp(`Port ${port} on 127.0.0.1 is already in use`));
       expect(run.stdout + run.stderr).not.toMatch(/ECONNREFUSED|Tradetrail GraphQL:/);
@@ -196,19 +204,7 @@ describe('safe start', () => {
   });
 
   it('with DATABASE_URL and no token key, refuses to start before touching the database', () => {
-    const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/index.ts'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: {
-        ...process.env,
-        NODE_ENV: 'development',
-        PORT: '0',
-        DATABASE_URL: 'postgres://nobody@127.0.0.1:9/none',
-        TRADETRAIL_JWT_SECRET: '',
-        TRADETRAIL_LOG_SIGNING_KEY: TEST_LOG_KEY_PEM,
-      },
-    });
+    const run = startOnNoDatabase({ TRADETRAIL_JWT_SECRET: '' });
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/Configuration error: No key to verify tokens with/);
     expect(run.stdout + run.stderr).not.toMatch(/ECONNREFUSED|could not start/);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { createVerifier, mintToken } from '../src/auth';
@@ -9,9 +8,9 @@ import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { listenMetrics } from '../src/http/metrics';
 import { createLogger } from '../src/logger';
 import { OrderStatus } from '../src/order/order.entity';
-import { createApp, type App, type AppOptions } from '../src/server';
+import { type AppOptions, createApp } from '../src/server';
 import { makeOrder, makeTrader } from './factories';
-import { adminQuery, createTestDatabase } from './harness';
+import { adminQuery, createTestDatabase, type ListeningApp, listenApp } from './harness';
 import { TEST_LOG_KEY } from './log-key';
 
 const SECRET = 'an-operations-test-secret-of-32-characters-or-more';
@@ -31,31 +30,10 @@ class CapturedLog {
   }
 }
 
-interface Running {
-  base: string;
-  app: App;
-  close(): Promise<void>;
-}
-
-async function serve(
-  ds: DataSource,
-  env: Record<string, string> = {},
-  options: AppOptions = {},
-): Promise<Running & { server: Server }> {
+/** The app on a free port, with `env` as its configuration. */
+function serve(ds: DataSource, env: Record<string, string> = {}, options: AppOptions = {}): Promise<ListeningApp> {
   const cfg = parseConfig({ NODE_ENV: 'test', TRADETRAIL_QUERY_PAGE: 'false', ...env });
-  const app = await createApp(ds, cfg, createVerifier(cfg, SECRET), TEST_LOG, options);
-  const server: Server = await new Promise((resolve) => {
-    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  return {
-    base: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    app,
-    server,
-    async close() {
-      await new Promise((resolve) => server.close(resolve));
-      await app.apollo.stop();
-    },
-  };
+  return listenApp(ds, cfg, createVerifier(cfg, SECRET), TEST_LOG, options);
 }
 
 /** Prometheus text: the value of the one sample named `name` whose labels include `labels`. */
@@ -84,7 +62,7 @@ async function eventually<T>(check: () => Promise<T>, ms = 3000): Promise<T> {
 
 let ds: DataSource;
 let drop: () => Promise<void>;
-let main: Running;
+let main: ListeningApp;
 let log: CapturedLog;
 const lifecycle = { shuttingDown: false };
 let admin: string;
@@ -310,7 +288,7 @@ describe('/metrics', () => {
       statementTimeoutMs: 10_000,
       log: silent,
     });
-    main.app.metrics!.watch({ compliance: scheduler });
+    main.metrics!.watch({ compliance: scheduler });
     expect(await scheduler.runReport()).toBe(true);
     text = await scrape();
     for (const [type, n] of Object.entries(scheduler.counters.issuesByType)) {
@@ -323,9 +301,9 @@ describe('/metrics', () => {
     expect(sample(text, 'tradetrail_data_quality_report_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
 
     expect(sample(text, 'tradetrail_subscriptions_open')).toBe(0);
-    main.app.metrics!.subscriptionsOpen.set(3);
+    main.metrics!.subscriptionsOpen.set(3);
     expect(sample(await scrape(), 'tradetrail_subscriptions_open')).toBe(3);
-    main.app.metrics!.watch({ live: () => ({ openSubscriptions: 5, queuedNotifications: 7, droppedAsTooSlow: 2 }) });
+    main.metrics!.watch({ live: () => ({ openSubscriptions: 5, queuedNotifications: 7, droppedAsTooSlow: 2 }) });
     text = await scrape();
     expect(sample(text, 'tradetrail_subscriptions_open')).toBe(5);
     expect(sample(text, 'tradetrail_subscription_notifications_queued')).toBe(7);
@@ -334,7 +312,7 @@ describe('/metrics', () => {
 
   it('serves /metrics only on a port of its own when TRADETRAIL_METRICS_PORT is set', async () => {
     const own = await serve(ds, { TRADETRAIL_METRICS_PORT: '0' });
-    const listener = await listenMetrics(own.app.metrics!, 0, '127.0.0.1');
+    const listener = await listenMetrics(own.metrics!, 0, '127.0.0.1');
     const metricsBase = `http://127.0.0.1:${(listener.address() as { port: number }).port}`;
     try {
       expect((await gql(own.base, admin, { query: 'query OnItsOwnPort { traders { totalCount } }' })).status).toBe(200);
@@ -357,7 +335,7 @@ describe('/metrics', () => {
   it('serves no /metrics with TRADETRAIL_METRICS=false', async () => {
     const off = await serve(ds, { TRADETRAIL_METRICS: 'false' });
     try {
-      expect(off.app.metrics).toBeUndefined();
+      expect(off.metrics).toBeUndefined();
       const res = await fetch(`${off.base}/metrics`);
       expect(res.status).toBe(404);
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);

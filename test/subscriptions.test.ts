@@ -1,5 +1,3 @@
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import { Client as PgClient } from 'pg';
 import pino from 'pino';
@@ -11,9 +9,8 @@ import { type Config, parseConfig } from '../src/config';
 import { attachSubscriptions, liveStats, type LiveSubscriptions, openSubscriptions } from '../src/live/subscriptions';
 import { Dec } from '../src/decimal';
 import { OrderStatus } from '../src/order/order.entity';
-import { createApp, type App } from '../src/server';
 import { makeLogs, makeOrder, makeTrader, makeTraders } from './factories';
-import { createTestDatabase } from './harness';
+import { createTestDatabase, type ListeningApp, listenApp } from './harness';
 import { TEST_LOG_KEY } from './log-key';
 import { PROCESS_SECRET, startServerProcess, stopServerProcess } from './server-process';
 
@@ -36,19 +33,15 @@ const RECORD = `mutation($input: RecordExecutionInput!) { recordExecution(input:
 const RECORD_MANY = `mutation($inputs: [RecordExecutionInput!]!) { recordExecutions(inputs: $inputs) { applied } }`;
 
 interface Served {
-  http: Server;
-  app: App;
+  app: ListeningApp;
   live: LiveSubscriptions;
   ws: string;
   origin: string;
 }
 
 async function serve(ds: DataSource, cfg: Config, verify: TokenVerifier, maxBufferedBytes?: number): Promise<Served> {
-  const app = await createApp(ds, cfg, verify, TEST_LOG);
-  const http: Server = await new Promise((resolve) => {
-    const s = app.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const live = attachSubscriptions(http, {
+  const app = await listenApp(ds, cfg, verify, TEST_LOG);
+  const live = attachSubscriptions(app.server, {
     schema: app.schema,
     dataSource: ds,
     cfg,
@@ -58,15 +51,13 @@ async function serve(ds: DataSource, cfg: Config, verify: TokenVerifier, maxBuff
     maxBufferedBytes,
   });
   expect(await live.listening(10_000)).toBe(true);
-  const { port } = http.address() as AddressInfo;
-  return { http, app, live, ws: `ws://127.0.0.1:${port}/graphql`, origin: `http://127.0.0.1:${port}` };
+  return { app, live, ws: `${app.base.replace(/^http/, 'ws')}/graphql`, origin: app.base };
 }
 
 async function unserve(s: Served | undefined): Promise<void> {
   if (!s) return;
   await s.live.close();
-  await new Promise((resolve) => s.http.close(resolve));
-  await s.app.apollo.stop();
+  await s.app.close();
 }
 
 /** Polls until `check` is true (or fails the test after `ms`). */
