@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,10 +61,12 @@ export async function startServer(
   entry = path.join(__dirname, '..', 'src', 'index.js'),
   /** More settings (e.g. TRADETRAIL_STATEMENT_TIMEOUT_MS). */
   env: Record<string, string> = {},
+  /** The Node.js binary that runs it: this process's by default. */
+  node = process.execPath,
 ): Promise<RunningServer> {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...profile, entry], {
+  const child = spawn(node, [...profile, entry], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -79,10 +81,15 @@ export async function startServer(
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  return serving(child, port, 'Tradetrail GraphQL:', 'the server');
+}
+
+/** A server process once it printed `banner` (it serves on `port`); SIGTERM and wait to stop it. */
+export async function serving(child: ChildProcess, port: number, banner: string, what: string): Promise<RunningServer> {
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => String(d).includes('Tradetrail GraphQL:') && resolve());
-    child.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+    child.stdout!.on('data', (d: Buffer) => String(d).includes(banner) && resolve());
+    child.on('exit', (code) => reject(new Error(`${what} exited with ${code}`)));
   });
   return {
     url: `http://127.0.0.1:${port}`,

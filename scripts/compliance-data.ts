@@ -45,6 +45,14 @@ export interface ComplianceDataOptions {
   ordersPerChunk?: number;
   /** Connections writing chunks at once (default 2). */
   writers?: number;
+  /**
+   * What the orders of a book with an open position do to it, as shares summing to 1 (default 0.35
+   * increase, 0.30 reduce part of it, 0.25 close it, 0.10 flip it). Without closes and flips, each book
+   * is about one long-lived position.
+   */
+  netting?: { increase: number; reduce: number; close: number; flip: number };
+  /** The fills of a FILLED order: one of these counts, at random (default [1, 1, 1, 2, 2, 3]). */
+  fillsPerFilledOrder?: number[];
   seed?: number;
   /** Progress and the summary line (default console.log). */
   log?: (line: string) => void;
@@ -174,6 +182,24 @@ const OUTCOMES: [Outcome, number][] = [
   ['ACCEPTED', 0.015],
   ['PENDING', 0.01],
 ];
+/**
+ * How an order moves an open position, by a draw `r` uniform in [0, 1): below `increase` it increases
+ * it, below `reduce` reduces part of it, below `close` closes it; the rest flip it.
+ */
+interface Netting {
+  increase: number;
+  reduce: number;
+  close: number;
+}
+const NETTING: Netting = { increase: 0.35, reduce: 0.65, close: 0.9 };
+const FILLS_PER_FILLED_ORDER = [1, 1, 1, 2, 2, 3];
+
+/** The shape of the books: how orders move positions and how many fills a filled order gets. */
+interface BookShape {
+  netting: Netting;
+  fillsPerFilledOrder: number[];
+}
+
 /** Orders that get one fill beyond their quantity (an OVERFILL exception), with `anomalies`. */
 const OVERFILLS = 3;
 
@@ -274,8 +300,10 @@ function generateBook(
   orderCount: number,
   seq: Sequence,
   overfillAt: number,
+  shape: BookShape,
   out: Chunk,
 ): void {
+  const { increase, reduce, close } = shape.netting;
   const m = contractMultiplier(book.symbol);
   const slot = (SPAN_DAYS * DAY_MS) / orderCount;
   const window = Math.max(30, Math.min(slot / 2, 600_000));
@@ -299,17 +327,17 @@ function generateBook(
       const toward = position > 0 ? OrderSide.BUY : OrderSide.SELL;
       const away = position > 0 ? OrderSide.SELL : OrderSide.BUY;
       const r = rnd.next();
-      side = r < 0.35 ? toward : away;
-      if (r >= 0.35 && r < 0.65 && abs >= 2) quantity = rnd.int(1, abs - 1);
-      else if (r >= 0.35 && r < 0.9) quantity = abs;
-      else if (r >= 0.9) quantity = abs + lot;
+      side = r < increase ? toward : away;
+      if (r >= increase && r < reduce && abs >= 2) quantity = rnd.int(1, abs - 1);
+      else if (r >= increase && r < close) quantity = abs;
+      else if (r >= close) quantity = abs + lot;
     }
     const partial =
       outcome === 'PARTIAL' || outcome === 'CANCELLED_PARTIAL' || (outcome === 'EXPIRED' && rnd.next() < 0.5);
     if (partial && quantity < 2) quantity = 2;
     const fillUnits =
       outcome === 'FILLED'
-        ? split(rnd, quantity, rnd.pick([1, 1, 1, 2, 2, 3]))
+        ? split(rnd, quantity, rnd.pick(shape.fillsPerFilledOrder))
         : partial
           ? split(rnd, rnd.int(1, quantity - 1), rnd.pick([1, 1, 2]))
           : [];
@@ -640,6 +668,16 @@ export async function buildComplianceData(ds: DataSource, opts: ComplianceDataOp
   const counts = orderCounts(opts.orders, traderCount, perTrader, opts.largestTraderShare ?? 0);
   const chunkOrders = opts.ordersPerChunk ?? 1000;
   const seed = opts.seed ?? 20261125;
+  const mix = opts.netting;
+  if (mix && Math.abs(mix.increase + mix.reduce + mix.close + mix.flip - 1) > 1e-9) {
+    throw new RangeError('the netting shares must sum to 1');
+  }
+  const shape: BookShape = {
+    netting: mix
+      ? { increase: mix.increase, reduce: mix.increase + mix.reduce, close: mix.increase + mix.reduce + mix.close }
+      : NETTING,
+    fillsPerFilledOrder: opts.fillsPerFilledOrder ?? FILLS_PER_FILLED_ORDER,
+  };
   const t0 = Date.now();
 
   const traderIds = Array.from({ length: traderCount }, () => randomUUID());
@@ -688,7 +726,7 @@ export async function buildComplianceData(ds: DataSource, opts: ComplianceDataOp
     chunk ??= { positions: [], orders: [], fills: [], entries: [], byStatus: {} };
     // The overfills go to the last books (small ones: the first trader may be a large account).
     const overfillAt = opts.anomalies && b >= bookCount - OVERFILLS ? Math.min(4, count - 1) : -1;
-    generateBook(random(seed * 7919 + b), book, inst, count, seq, overfillAt, chunk);
+    generateBook(random(seed * 7919 + b), book, inst, count, seq, overfillAt, shape, chunk);
     if (chunk.orders.length >= chunkOrders || b === bookCount - 1) {
       await flush(chunk);
       chunk = null;

@@ -40,6 +40,11 @@ export function decimalToString(value: Decimal): string {
   return value.toFixed();
 }
 
+/** Whether a decimal — a Decimal, or the canonical text the read path reads (`Row`) — is above zero. */
+export function isPositive(value: Decimal | string): boolean {
+  return typeof value === 'string' ? value !== '0' && !value.startsWith('-') : value.gt(0);
+}
+
 /** `numeric` column <-> Decimal. PostgreSQL returns numerics as strings, so nothing passes through a float. */
 export const decimalTransformer: ValueTransformer = {
   to: (value: Decimal | string | null | undefined) =>

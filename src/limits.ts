@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { getNullableType, GraphQLError, type GraphQLSchema, isListType } from 'graphql';
+import { type DocumentNode, getNullableType, GraphQLError, type GraphQLSchema, isListType } from 'graphql';
 import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
 import type { Config } from './config';
 
@@ -19,27 +19,42 @@ export const costEstimator: ComplexityEstimator = ({ type, field, args, childCom
   return 1 + (listOfItems ? UNBOUNDED_LIST_WEIGHT : 1) * childComplexity;
 };
 
+/** Costs kept per parsed document (Apollo hands the same document for the same query text), by variables. */
+const MAX_COSTS_PER_DOCUMENT = 100;
+
 /** Refuses an operation costing more than `maxCost`, before any SQL runs (HTTP 400). */
 export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
+  const costs = new WeakMap<DocumentNode, Map<string, number | null>>();
+  const compute = (document: DocumentNode, variables: Record<string, unknown>, operationName?: string) => {
+    try {
+      return getComplexity({ schema, query: document, variables, operationName, estimators: [costEstimator] });
+    } catch (error) {
+      // Variables that do not fit the operation: execution refuses them with BAD_USER_INPUT.
+      if (!(error instanceof GraphQLError)) throw error;
+      return null;
+    }
+  };
+  /** A query's cost is remembered (dashboards repeat the same queries); a mutation's variables are its data. */
+  const costOf = (document: DocumentNode, variables: Record<string, unknown>, operationName?: string) => {
+    let known = costs.get(document);
+    if (!known) costs.set(document, (known = new Map()));
+    const key = `${operationName ?? ''}\n${JSON.stringify(variables)}`;
+    let cost = known.get(key);
+    if (cost === undefined) {
+      cost = compute(document, variables, operationName);
+      if (known.size >= MAX_COSTS_PER_DOCUMENT) known.clear();
+      known.set(key, cost);
+    }
+    return cost;
+  };
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document, operation }) {
           if (!operation) return; // no such operation: inputGuardPlugin answers
-          let cost: number;
-          try {
-            cost = getComplexity({
-              schema,
-              query: document,
-              variables: request.variables ?? {},
-              operationName: request.operationName ?? undefined,
-              estimators: [costEstimator],
-            });
-          } catch (error) {
-            // Variables that do not fit the operation: execution refuses them with BAD_USER_INPUT.
-            if (error instanceof GraphQLError) return;
-            throw error;
-          }
+          const args = [document, request.variables ?? {}, request.operationName ?? undefined] as const;
+          const cost = operation.operation === 'query' ? costOf(...args) : compute(...args);
+          if (cost === null) return;
           if (cost > maxCost) {
             throw new GraphQLError(
               `The query costs ${cost}, more than the limit of ${maxCost}: ask for fewer items (first) or fewer nested lists.`,

@@ -1,27 +1,249 @@
+import { createHash } from 'node:crypto';
 import DataLoader from 'dataloader';
-import type { EntityTarget, ObjectLiteral } from 'typeorm';
-import { hydrate, type RequestDb, tableOf } from './request-db';
+import type Decimal from 'decimal.js';
+import type { FieldNode, FragmentDefinitionNode, GraphQLResolveInfo, SelectionSetNode } from 'graphql';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
+import type { EntityManager, EntityMetadata, EntityTarget, ObjectLiteral } from 'typeorm';
+import { preparedRows, type RequestDb, tableOf } from './request-db';
 
 /**
- * Building blocks of the per-request DataLoaders: each batch is one statement for all keys, sent
- * through the request's connection, and answers in key order (`null` for a missing row, `[]` for
- * a parent without children).
+ * The read path's rows. A query's rows go from PostgreSQL to the JSON response without being parsed
+ * into Decimal or Date just to be printed again: PostgreSQL writes each numeric as its canonical
+ * decimal text (`trim_scale`: "150.25", "-3", "0") and each time as ISO 8601 in UTC with
+ * milliseconds ("2026-03-02T14:30:00.123Z", what `Date.toISOString` prints), under the entity's
+ * property names, and the row pg builds is the object the resolvers receive (no entity hydration).
+ * Anything that computes with a value parses it (`toDec`); the scalars pass these texts through.
+ */
+export type Wire<V> = V extends Decimal ? string : V extends Date ? string : V;
+export type Row<T> = { [K in keyof T]: Wire<T[K]> };
+/** What a field resolver's parent is: a row read here, or an entity a mutation returns. */
+export type View<T> = T | Row<T>;
+
+/** ISO 8601 in UTC with milliseconds, as `Date.toISOString` (both truncate the microseconds). */
+export const ISO_TIME_SQL = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
+
+function columnSql(column: ColumnMetadata, alias: string): string {
+  const col = `${alias}."${column.databaseName}"`;
+  switch (column.type) {
+    case 'numeric':
+      return `trim_scale(${col})`;
+    case 'timestamptz':
+      return `to_char(${col} AT TIME ZONE 'UTC', ${ISO_TIME_SQL})`;
+    case 'bigint': // counters and sequence numbers, far below 2^53: a JS number, as the entity has it
+      return `${col}::float8`;
+    default:
+      return col;
+  }
+}
+
+/**
+ * Which columns of an entity a request reads: property names, or null for every column. Computed
+ * from the GraphQL selection (`projectionOf`): a dashboard asking for 8 of a log entry's 19 columns
+ * gets those 8 (and `id`), as a SQL `SELECT` of exactly them.
+ */
+export interface Projection {
+  readonly key: string;
+  readonly properties: readonly string[] | null;
+}
+export const EVERY_COLUMN: Projection = { key: '*', properties: null };
+
+const selectLists = new WeakMap<EntityMetadata, Map<string, string>>();
+
+/** The select list of an entity's row (`Row<T>`: every selectable column, or a projection's), over `alias`. */
+export function rowColumns(
+  manager: EntityManager,
+  entity: EntityTarget<ObjectLiteral>,
+  alias = 't',
+  projection: Projection = EVERY_COLUMN,
+): string {
+  const metadata = manager.connection.getMetadata(entity);
+  let byAlias = selectLists.get(metadata);
+  if (!byAlias) selectLists.set(metadata, (byAlias = new Map()));
+  const cacheKey = `${alias}:${projection.key}`;
+  let list = byAlias.get(cacheKey);
+  if (list === undefined) {
+    for (const column of metadata.columns) {
+      if (
+        column.isSelect &&
+        !['numeric', 'timestamptz', 'bigint'].includes(String(column.type)) &&
+        column.transformer
+      ) {
+        throw new Error(
+          `${metadata.name}.${column.propertyName}: a transformed column the read path cannot write as text`,
+        );
+      }
+    }
+    const wanted = projection.properties && new Set(projection.properties);
+    list = metadata.columns
+      .filter((c) => c.isSelect && (!wanted || wanted.has(c.propertyName)))
+      .map((c) => `${columnSql(c, alias)} AS "${c.propertyName}"`)
+      .join(', ');
+    byAlias.set(cacheKey, list);
+  }
+  return list;
+}
+
+/**
+ * Fields resolved from the row's own keys, with the columns they read. A selected field that is
+ * neither a column nor one of these (a value computed from several columns, such as `exception` or
+ * `effectivePrice`) makes the projection every column: a resolver never meets a column left out.
+ */
+const KEY_FIELDS: Record<string, readonly string[]> = {
+  __typename: [],
+  fills: ['id'],
+  executionLogs: ['id'],
+  corrections: ['id'],
+  orders: ['id'],
+  flippedTo: ['id'],
+  trader: ['traderId'],
+  order: ['orderId'],
+  position: ['positionId'],
+  flippedFrom: ['flippedFromId'],
+  replacesOrder: ['replacesOrderId'],
+  parentOrder: ['parentOrderId'],
+};
+
+const columnSets = new WeakMap<EntityMetadata, Set<string>>();
+const projections = new WeakMap<FieldNode, Map<EntityMetadata, Projection>>();
+
+/**
+ * The projection of the entity rows a field returns, from its selection (for a connection, the
+ * selection of `edges { node }`), plus `extra` (keys the loader groups by). Inline fragments and named
+ * fragments count; `@skip`/`@include` are ignored (a column too many, never one too few). Kept per
+ * field of a parsed document: the same query's next request computes nothing.
+ */
+export function projectionOf(
+  info: GraphQLResolveInfo,
+  manager: EntityManager,
+  entity: EntityTarget<ObjectLiteral>,
+  connection = false,
+): Projection {
+  const metadata = manager.connection.getMetadata(entity);
+  // A field selected once is the same selection every time its document runs; one merged from several
+  // selections (a fragment's field next to another) is computed each time.
+  const node = info.fieldNodes.length === 1 ? info.fieldNodes[0] : undefined;
+  let byEntity = node && projections.get(node);
+  if (node && !byEntity) projections.set(node, (byEntity = new Map()));
+  let projection = byEntity?.get(metadata);
+  if (projection) return projection;
+
+  let columns = columnSets.get(metadata);
+  if (!columns) {
+    columns = new Set(metadata.columns.filter((c) => c.isSelect).map((c) => c.propertyName));
+    columnSets.set(metadata, columns);
+  }
+  let fields = new Set<string>();
+  for (const fieldNode of info.fieldNodes) collectFields(fieldNode.selectionSet, info.fragments, fields);
+  if (connection) {
+    const edges = new Set<string>();
+    for (const fieldNode of info.fieldNodes)
+      collectFields(fieldNode.selectionSet, info.fragments, edges, 'edges', 'node');
+    fields = edges;
+  }
+  const properties = new Set(['id']);
+  let every = false;
+  for (const field of fields) {
+    if (columns.has(field)) properties.add(field);
+    else if (KEY_FIELDS[field]) for (const p of KEY_FIELDS[field]) properties.add(p);
+    else every = true;
+  }
+  const sorted = [...properties].sort();
+  projection = every || sorted.length >= columns.size ? EVERY_COLUMN : { key: sorted.join(','), properties: sorted };
+  byEntity?.set(metadata, projection);
+  return projection;
+}
+
+/** The names of the fields selected in `set` (following `path`, e.g. edges → node, when given), through fragments. */
+function collectFields(
+  set: SelectionSetNode | undefined,
+  fragments: Record<string, FragmentDefinitionNode>,
+  out: Set<string>,
+  ...path: string[]
+): void {
+  for (const selection of set?.selections ?? []) {
+    if (selection.kind === 'Field') {
+      if (!path.length) out.add(selection.name.value);
+      else if (selection.name.value === path[0])
+        collectFields(selection.selectionSet, fragments, out, ...path.slice(1));
+    } else if (selection.kind === 'InlineFragment') {
+      collectFields(selection.selectionSet, fragments, out, ...path);
+    } else {
+      collectFields(fragments[selection.name.value]?.selectionSet, fragments, out, ...path);
+    }
+  }
+}
+
+/** The property name of a column (rows are keyed by property names). */
+function propertyOf(manager: EntityManager, entity: EntityTarget<ObjectLiteral>, databaseName: string): string {
+  const column = manager.connection.getMetadata(entity).findColumnWithDatabaseName(databaseName);
+  if (!column) throw new Error(`no column ${databaseName}`);
+  return column.propertyName;
+}
+
+/**
+ * Building blocks of the per-request DataLoaders: each batch is one statement for all keys (a
+ * prepared statement: each pooled connection plans it once), sent through the request's connection,
+ * and answers in key order (`null` for a missing row, `[]` for a parent without children).
  */
 
+/** A loader per projection (one statement per projection and batch); `load` and `loadMany` read whole rows. */
+export class ProjectedLoader<V> {
+  private readonly loaders = new Map<string, DataLoader<string, V>>();
+  constructor(private readonly make: (projection: Projection) => DataLoader<string, V>) {}
+
+  for(projection: Projection): DataLoader<string, V> {
+    let loader = this.loaders.get(projection.key);
+    if (!loader) this.loaders.set(projection.key, (loader = this.make(projection)));
+    return loader;
+  }
+  load(key: string): Promise<V> {
+    return this.for(EVERY_COLUMN).load(key);
+  }
+  loadMany(keys: readonly string[]): Promise<(V | Error)[]> {
+    return this.for(EVERY_COLUMN).loadMany(keys);
+  }
+}
+
+/**
+ * A read statement's prepared-statement name: one per statement and projection, for the first
+ * projections this process meets (the queries dashboards repeat); past that, unnamed — a client
+ * varying its selections endlessly must not grow every connection's statement cache without bound.
+ */
+const MAX_NAMED_PROJECTIONS = 64;
+const statementNames = new Map<string, string | undefined>();
+function statementName(base: string, projection: Projection): string | undefined {
+  if (!projection.properties) return base;
+  const id = `${base}:${projection.key}`;
+  if (statementNames.has(id)) return statementNames.get(id);
+  const name =
+    statementNames.size < MAX_NAMED_PROJECTIONS
+      ? `${base}_${createHash('sha1').update(projection.key).digest('hex').slice(0, 10)}`
+      : undefined;
+  if (statementNames.size < MAX_NAMED_PROJECTIONS * 4) statementNames.set(id, name);
+  return name;
+}
+
+/** Rows by id: `WHERE id = ANY(ids)`. */
 export function loaderById<T extends ObjectLiteral & { id: string }>(
   db: RequestDb,
   entity: EntityTarget<T>,
-): DataLoader<string, T | null> {
-  return new DataLoader(async (ids) => {
-    const found = await db.run(async (m) => {
-      const rows = (await m.query(`SELECT * FROM ${tableOf(m, entity)} WHERE "id" = ANY($1::uuid[])`, [ids])) as Record<
-        string,
-        unknown
-      >[];
-      return new Map(rows.map((r) => [r.id as string, hydrate(m, entity, r)]));
-    });
-    return ids.map((id) => found.get(id) ?? null);
-  });
+): ProjectedLoader<Row<T> | null> {
+  return new ProjectedLoader(
+    (projection) =>
+      new DataLoader(async (ids) => {
+        const found = await db.run(async (m) => {
+          const table = tableOf(m, entity);
+          const rows = await preparedRows<Row<T>>(
+            m,
+            statementName(`tt_read_${table.slice(1, -1)}_by_id`, projection),
+            `SELECT ${rowColumns(m, entity, 't', projection)} FROM ${table} t WHERE t."id" = ANY($1::uuid[])`,
+            [ids],
+          );
+          return new Map(rows.map((r) => [r.id as string, r]));
+        });
+        return ids.map((id) => found.get(id) ?? null);
+      }),
+  );
 }
 
 /** Children of many parents at once: `WHERE <column> = ANY(keys) ORDER BY <orderBy>`. */
@@ -30,21 +252,27 @@ export function loaderByParent<T extends ObjectLiteral>(
   entity: EntityTarget<T>,
   column: string,
   orderBy: string,
-): DataLoader<string, T[]> {
-  return new DataLoader(async (keys) => {
-    const groups = await db.run(async (m) => {
-      const rows = (await m.query(
-        `SELECT * FROM ${tableOf(m, entity)} WHERE "${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
-        [keys],
-      )) as Record<string, unknown>[];
-      return groupBy(
-        rows,
-        (r) => r[column] as string,
-        (r) => hydrate(m, entity, r),
-      );
-    });
-    return keys.map((k) => groups.get(k) ?? []);
-  });
+): ProjectedLoader<Row<T>[]> {
+  return new ProjectedLoader(
+    (projection) =>
+      new DataLoader(async (keys) => {
+        const groups = await db.run(async (m) => {
+          const table = tableOf(m, entity);
+          const key = propertyOf(m, entity, column);
+          const withKey: Projection = projection.properties
+            ? { key: `${projection.key}+${key}`, properties: [...projection.properties, key] }
+            : projection;
+          const rows = await preparedRows<Row<T>>(
+            m,
+            statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, withKey),
+            `SELECT ${rowColumns(m, entity, 't', withKey)} FROM ${table} t WHERE t."${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
+            [keys],
+          );
+          return groupBy(rows, (r) => r[key] as string);
+        });
+        return keys.map((k) => groups.get(k) ?? []);
+      }),
+  );
 }
 
 /** Groups items by key, keeping their order (Node 20 has no Map.groupBy). */
@@ -74,4 +302,14 @@ export class LoaderFamily<A, K, V> {
     if (!loader) this.loaders.set(id, (loader = this.make(args)));
     return loader;
   }
+}
+
+/** `projectionOf` for a resolver, with the request's entity metadata. */
+export function selection(
+  db: RequestDb,
+  info: GraphQLResolveInfo,
+  entity: EntityTarget<ObjectLiteral>,
+  connection = false,
+): Projection {
+  return projectionOf(info, db.dataSource.manager, entity, connection);
 }

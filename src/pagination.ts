@@ -4,7 +4,8 @@ import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import { BadUserInputError } from './errors';
 import { isUuid } from './ids';
 import { badTextReason } from './validation';
-import { hydrate, type RequestDb, SqlWhere, tableOf } from './request-db';
+import { type Projection, type Row, rowColumns } from './loaders';
+import { preparedRows, type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
@@ -226,6 +227,8 @@ export interface PageQuery<T extends ObjectLiteral> {
   key: SortKey;
   direction: SortDirection;
   page: PageArgs;
+  /** The columns the request reads (default: every column). */
+  projection?: Projection;
 }
 
 /**
@@ -235,18 +238,23 @@ export interface PageQuery<T extends ObjectLiteral> {
 export async function paginate<T extends ObjectLiteral & { id: string }>(
   db: RequestDb,
   q: PageQuery<T>,
-): Promise<ConnectionResult<T>> {
+): Promise<ConnectionResult<Row<T>>> {
   const { key, direction, page } = q;
   const scope: CursorScope = { list: q.list, key, direction };
   const filtered = new SqlWhere([...q.where.params]);
   filtered.conditions.push(...q.where.conditions);
   if (page.after) afterCondition(filtered, 't', scope, decodeCursor(page.after, scope));
   const rows = await db.run(async (m) => {
+    // The page's rows are chosen first; only they are then written as text (PostgreSQL would otherwise
+    // compute every row's select list before the sort).
+    const order = (alias: string) => `${alias}."${key.column}" ${direction}, ${alias}."id" ${direction}`;
     const sql =
-      `SELECT t.*, ${sortValueSql('t', key)} AS "__sort" FROM ${tableOf(m, q.entity)} t ${filtered} ` +
-      `ORDER BY t."${key.column}" ${direction}, t."id" ${direction} LIMIT ${page.first + 1}`;
-    const raw = (await m.query(sql, filtered.params)) as Record<string, unknown>[];
-    return raw.map((r) => ({ node: hydrate(m, q.entity, r), sortValue: String(r.__sort) }));
+      `SELECT ${rowColumns(m, q.entity, 'p', q.projection)}, ${sortValueSql('p', key)} AS "__sort" FROM (` +
+      `SELECT t.* FROM ${tableOf(m, q.entity)} t ${filtered} ORDER BY ${order('t')} LIMIT ${page.first + 1}` +
+      `) p ORDER BY ${order('p')}`;
+    // Unnamed (its text varies with the filter); the request's transaction start rides with it.
+    const raw = await preparedRows<Row<T> & { __sort: string }>(m, undefined, sql, filtered.params);
+    return raw.map((r) => ({ node: r, sortValue: r.__sort }));
   });
   return {
     ...toPage(rows, scope, page.first, page.after),

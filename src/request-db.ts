@@ -1,3 +1,4 @@
+import pg from 'pg';
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner } from 'typeorm';
 import { type Principal, ROLES } from './auth';
 import { DatabaseUnavailableError, isConnectionError, isReadOnlyError, ReadOnlyError } from './errors';
@@ -59,7 +60,8 @@ export class RequestDb {
       const runner = this.dataSource.createQueryRunner();
       try {
         await runner.connect();
-        await this.begin(runner);
+        // The transaction's start goes with the request's first statement (see deferBegin).
+        deferBegin(runner, this.beginStatements());
       } catch (error) {
         // Never hand a half-open transaction back to the pool: the pool discards this client.
         await discard(runner, error);
@@ -77,7 +79,8 @@ export class RequestDb {
    * one snapshot (REPEATABLE READ), so a page, its totalCount and its nested fields agree.
    */
   private async begin(runner: QueryRunner): Promise<void> {
-    await runner.query(this.beginSql());
+    takePendingBegin(runner);
+    await runner.query(this.beginStatements().join('; '));
     // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
     // that its commit/rollback (and anything using the manager) treat it as the transaction.
     Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
@@ -89,7 +92,7 @@ export class RequestDb {
    * request). The values are inlined, so they are checked first: a role from the fixed list, a UUID
    * or nothing, a whole number.
    */
-  private beginSql(): string {
+  private beginStatements(): string[] {
     const { role, traderId } = this.identity;
     if (!(ROLES as readonly string[]).includes(role) || (traderId !== null && !isUuid(traderId))) {
       throw new Error('refusing to open a transaction for an invalid identity');
@@ -101,7 +104,7 @@ export class RequestDb {
       `SET LOCAL tradetrail.role = '${role}'`,
       `SET LOCAL tradetrail.trader_id = '${traderId ?? ''}'`,
       `SET LOCAL statement_timeout = ${Math.trunc(this.statementTimeoutMs)}`,
-    ].join('; ');
+    ];
   }
 
   /**
@@ -127,6 +130,12 @@ export class RequestDb {
     const runner = this.runner ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
     if (!runner) return;
     try {
+      // No statement ran: no transaction was ever started on the server, nothing to end.
+      if (takePendingBegin(runner)) {
+        if (commit) for (const done of this.committed) done();
+        await runner.release();
+        return;
+      }
       if (runner.isTransactionActive) {
         if (commit) await runner.commitTransaction();
         else await runner.rollbackTransaction();
@@ -182,6 +191,23 @@ export function hydrate<T extends ObjectLiteral>(
   return entity;
 }
 
+/**
+ * A row of an entity's table (`alias`) as jsonb, its numeric and bigint columns as text: exact through
+ * JSON, for `hydrate` (from the entity's metadata, so a column added later is covered too).
+ */
+export function jsonRowSql(manager: EntityManager, target: EntityTarget<ObjectLiteral>, alias: string): string {
+  const metadata = manager.connection.getMetadata(target);
+  let sql = jsonRowCache.get(metadata)?.get(alias);
+  if (sql === undefined) {
+    const exact = metadata.columns.filter((c) => ['numeric', 'decimal', 'bigint', 'int8'].includes(String(c.type)));
+    const texts = exact.map((c) => `'${c.databaseName}', ${alias}.${c.databaseName}::text`);
+    sql = texts.length ? `to_jsonb(${alias}) || jsonb_build_object(${texts.join(', ')})` : `to_jsonb(${alias})`;
+    jsonRowCache.set(metadata, (jsonRowCache.get(metadata) ?? new Map()).set(alias, sql));
+  }
+  return sql;
+}
+const jsonRowCache = new WeakMap<object, Map<string, string>>();
+
 /** Table name of an entity, quoted, for hand-written SQL. */
 export function tableOf(manager: EntityManager, target: EntityTarget<ObjectLiteral>): string {
   return `"${manager.connection.getMetadata(target).tableName}"`;
@@ -229,6 +255,7 @@ export async function sqlRows<T = Record<string, unknown>>(
 
 interface PgClientLike {
   query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(query: object, callback: (error: Error | null, result: unknown) => void): void;
 }
 
 /**
@@ -258,18 +285,130 @@ export function preparedStatementsOn(dataSource: DataSource): boolean {
  */
 export async function preparedRows<T = Record<string, unknown>>(
   manager: EntityManager,
-  name: string,
+  /** The statement's name; undefined sends it unnamed (parsed and planned for this execution only). */
+  name: string | undefined,
   text: string,
   values: unknown[],
+  /**
+   * Statements to run first, in the same round trip (each with its own snapshot, as any statement):
+   * unnamed, parameters as text, results ignored.
+   */
+  before: AheadStatement[] = [],
 ): Promise<T[]> {
-  const client = (manager.queryRunner as unknown as { databaseConnection?: PgClientLike } | undefined)
-    ?.databaseConnection;
-  if (!client) return sqlRows<T>(manager, text, values);
-  const named = preparedStatementsOn(manager.connection);
+  const runner = manager.queryRunner;
+  const client = (runner as unknown as { databaseConnection?: PgClientLike } | undefined)?.databaseConnection;
+  if (!runner || !client) {
+    for (const b of before) await manager.query(b.text, b.values);
+    return sqlRows<T>(manager, text, values);
+  }
+  const named = name !== undefined && preparedStatementsOn(manager.connection);
+  const config = named ? { name, text, values } : { text, values };
+  // The transaction's start, when no statement sent it yet (see deferBegin), goes first.
+  const ahead = [...(takePendingBegin(runner) ?? []).map((t) => ({ text: t, values: [] })), ...before];
   try {
-    return (await client.query(named ? { name, text, values } : { text, values })).rows as T[];
+    if (!ahead.length) return (await client.query(config)).rows as T[];
+    const results = await new Promise<{ rows: unknown[] }[]>((resolve, reject) => {
+      client.query(new PipelinedQuery(ahead, config), (error: Error | null, result: unknown) =>
+        error ? reject(error) : resolve(Array.isArray(result) ? result : [result as { rows: unknown[] }]),
+      );
+    });
+    return results[results.length - 1].rows as T[];
   } catch (error) {
     throw named ? misplacedStatement(error) : databaseError(error);
+  }
+}
+
+/** A statement `preparedRows` sends ahead of its own. */
+export interface AheadStatement {
+  text: string;
+  values: (string | null)[];
+}
+
+/** A PostgreSQL array literal of texts (for a `$n::uuid[]` or `$n::text[]` parameter sent as text). */
+export function textArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
+}
+
+const PENDING_BEGIN = Symbol('tradetrail.pendingBegin');
+type Deferring = QueryRunner & { [PENDING_BEGIN]?: string[] };
+
+/** The transaction start `deferBegin` left on `runner` for its first statement, now taken (undefined once sent). */
+function takePendingBegin(runner: QueryRunner): string[] | undefined {
+  const pending = (runner as Deferring)[PENDING_BEGIN];
+  delete (runner as Deferring)[PENDING_BEGIN];
+  return pending;
+}
+
+/**
+ * Sends a write transaction's start (`START TRANSACTION`, the role and the identity settings) with its
+ * first statement instead of on its own: one round trip fewer. The first statement sent through
+ * `preparedRows` carries it (extended protocol, one Sync: see PipelinedQuery); any other first statement
+ * (TypeORM's `query`, e.g. a loader or `m.query`) sends it alone first, as before. A request that runs
+ * no statement starts no transaction.
+ */
+function deferBegin(runner: QueryRunner, statements: string[]): void {
+  (runner as Deferring)[PENDING_BEGIN] = statements;
+  Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
+  const query = runner.query.bind(runner);
+  runner.query = (async (...args: Parameters<QueryRunner['query']>) => {
+    const pending = takePendingBegin(runner);
+    if (pending) await query(pending.join('; '));
+    return query(...args);
+  }) as QueryRunner['query'];
+}
+
+/**
+ * node-postgres's Query, preceded by other statements (the transaction start, the book locks) in the
+ * same extended-protocol exchange: Parse/Bind/Describe/Execute for each, then the query's own
+ * Parse/Bind/Describe/Execute, one Sync, one ReadyForQuery. PostgreSQL runs them in order, each with a
+ * snapshot of its own, and stops at the first error (the rest is skipped up to the Sync); the callback
+ * gets every statement's result, the query's last. Relies on Query's `prepare(connection)` and the
+ * connection's parse/bind/execute writers, and on the client counting every ParseComplete as the named
+ * statement's: checked against pg 8.23.1.
+ */
+const PgQuery = (pg as unknown as { Query: new (config: object) => object }).Query;
+class PipelinedQuery extends (PgQuery as new (config: object) => {
+  name?: string;
+  submit(connection: unknown): unknown;
+  prepare(connection: unknown): void;
+  handleError(error: unknown, connection: unknown): void;
+  hasBeenParsed(connection: unknown): boolean;
+}) {
+  private parsedBefore = false;
+  constructor(
+    private readonly ahead: AheadStatement[],
+    config: { name?: string; text: string; values: unknown[] },
+  ) {
+    // Extended protocol always: node-postgres sends a statement without parameters as a simple Query,
+    // which would skip `prepare` — and with it the statements ahead (the transaction's start).
+    super({ ...config, queryMode: 'extended' });
+  }
+  override submit(connection: unknown): unknown {
+    this.parsedBefore = !!this.hasBeenParsed(connection);
+    return super.submit(connection);
+  }
+  override prepare(connection: unknown): void {
+    const c = connection as {
+      parse(m: { text: string; name: string; types: unknown[] }): void;
+      bind(m: { portal: string; statement: string; values: unknown[] }): void;
+      describe(m: { type: string; name: string }): void;
+      execute(m: { portal: string; rows: number }): void;
+    };
+    for (const { text, values } of this.ahead) {
+      c.parse({ text, name: '', types: [] });
+      c.bind({ portal: '', statement: '', values });
+      c.describe({ type: 'P', name: '' }); // a statement with rows describes them before they come
+      c.execute({ portal: '', rows: 0 });
+    }
+    super.prepare(connection);
+  }
+  override handleError(error: unknown, connection: unknown): void {
+    // The client took a ParseComplete of the statements ahead for this one's: when this one never got
+    // parsed, forget it, so that the next use parses it again.
+    if (this.name && !this.parsedBefore) {
+      delete (connection as { parsedStatements: Record<string, string> }).parsedStatements[this.name];
+    }
+    super.handleError(error, connection);
   }
 }
 

@@ -4,6 +4,8 @@ import { BadUserInputError } from './errors';
 import { Dec, decimalToString } from './decimal';
 
 const DECIMAL_TEXT = /^-?(0|[1-9]\d{0,29})(\.\d{1,18})?$/;
+/** Canonical decimal text (what `decimalToString` and the read path's `trim_scale` write): passed through as it is. */
+const CANONICAL_DECIMAL = /^(0|-?[1-9]\d*(\.\d*[1-9])?|-?0\.\d*[1-9])$/;
 
 function parseDecimal(text: unknown): Dec {
   if (typeof text !== 'string' || !DECIMAL_TEXT.test(text)) {
@@ -23,8 +25,8 @@ export const DecimalScalar = new GraphQLScalarType<Dec, string>({
   description:
     'An exact decimal number carried as a string, e.g. "150.25". Never a float: quantities and prices keep every digit.',
   serialize(value) {
+    if (typeof value === 'string') return CANONICAL_DECIMAL.test(value) ? value : decimalToString(parseDecimal(value));
     if (Dec.isDecimal(value)) return decimalToString(value as Dec);
-    if (typeof value === 'string') return decimalToString(parseDecimal(value));
     throw new TypeError('Decimal fields must be resolved from a Decimal or a decimal string.');
   },
   parseValue: parseDecimal,
@@ -53,8 +55,13 @@ function inTimeRange(value: Date): Date {
  * graphql-scalars' DateTimeISO (RFC 3339 date-times, which refuses impossible dates such as month 13
  * or 30 February), with the range a trading record can have: 1970 to 2200. Outputs are unchanged.
  */
+/** A time as the read path reads it (`Row`) and `Date.toISOString` prints it: passed through as it is. */
+const ISO_UTC_MILLIS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const serializeTime = GraphQLDateTimeISO.serialize.bind(GraphQLDateTimeISO);
+
 export const DateTimeScalar = new GraphQLScalarType<Date, string>({
   ...GraphQLDateTimeISO.toConfig(),
+  serialize: (value) => (typeof value === 'string' && ISO_UTC_MILLIS.test(value) ? value : serializeTime(value)),
   description: `${GraphQLDateTimeISO.description ?? ''} Inputs must lie from 1970-01-01T00:00:00Z up to (not including) 2200-01-01T00:00:00Z.`,
   parseValue: (value) => inTimeRange(GraphQLDateTimeISO.parseValue(value) as Date),
   parseLiteral: (ast, variables) => inTimeRange(GraphQLDateTimeISO.parseLiteral(ast, variables) as Date),

@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
 import type { GraphQLSchema } from 'graphql';
@@ -28,6 +32,7 @@ import { type Logger, logger } from './logger';
 import { APPLICATION_ROLE } from './request-db';
 import { buildTradetrailSchema } from './schema';
 import { inputGuardPlugin } from './validation';
+import { compiledExecution } from './executor';
 
 /**
  * Gives every request one database connection in one transaction: READ ONLY for queries, read-write
@@ -53,7 +58,7 @@ export function createApollo(
 ): ApolloServer<Context> {
   const protection = armor(cfg);
   return new ApolloServer<Context>({
-    schema,
+    gateway: compiledExecution(schema),
     ...protection,
     plugins: [
       // First: an operation that does not exist, or text that cannot be stored, stops here (HTTP 400).
@@ -63,6 +68,9 @@ export function createApollo(
       requestDbPlugin,
       ...extraPlugins,
       ApolloServerPluginLandingPageDisabled(),
+      // No per-field instrumentation: nothing here uses cache hints or Apollo's usage reporting.
+      ApolloServerPluginCacheControlDisabled(),
+      ApolloServerPluginUsageReportingDisabled(),
     ],
     introspection: cfg.introspection,
     // More tokens than this is a parse error (HTTP 400) before any validation or SQL.
@@ -132,6 +140,9 @@ export async function createApp(
   await apollo.start();
   const app = express();
   app.disable('x-powered-by');
+  // No ETag: Express would hash every response body (SHA-1 over a 400 KB GraphQL answer) for a header
+  // no GraphQL client uses (answers are POSTed and never revalidated).
+  app.set('etag', false);
 
   // First: the request id, the request log line and the request metrics, for every response.
   app.use(observeRequests({ log: requestLog, metrics }));

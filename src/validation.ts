@@ -38,10 +38,14 @@ export const IsNonNegativeDecimal = decimalRule(
   (d) => d.gte(0),
   (p) => `${p} must be 0 or more.`,
 );
+/** Whether a decimal fits a `numeric(30,9)` column: at most 21 digits before the decimal point and 9 after. */
+export const fitsNumericColumn = (d: Dec): boolean =>
+  d.decimalPlaces() <= MAX_DECIMAL_PLACES && d.abs().lt(COLUMN_LIMIT);
+
 /** What a `numeric(30,9)` column holds: at most 21 digits before the decimal point and 9 after. */
 export const FitsNumericColumn = decimalRule(
   'fitsNumericColumn',
-  (d) => d.decimalPlaces() <= MAX_DECIMAL_PLACES && d.abs().lt(COLUMN_LIMIT),
+  fitsNumericColumn,
   (p) =>
     `${p} must have at most ${MAX_INTEGER_DIGITS} digits before the decimal point and ${MAX_DECIMAL_PLACES} after (what its column holds).`,
 );
@@ -77,13 +81,19 @@ function findBadText(value: unknown, path: string): { path: string; reason: stri
   return null;
 }
 
+/** Per parsed document (Apollo hands the same document object for the same query text): its literals never change. */
+const literalsChecked = new WeakMap<DocumentNode, string | null>();
+
 function badTextInDocument(document: DocumentNode): string | null {
+  const known = literalsChecked.get(document);
+  if (known !== undefined) return known;
   let reason: string | null = null;
   visit(document, {
     StringValue(node) {
       reason ??= badTextReason(node.value);
     },
   });
+  literalsChecked.set(document, reason);
   return reason;
 }
 

@@ -46,7 +46,7 @@ export async function createTestDatabase(
   return { name, url: databaseUrl(name), drop: () => adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
 }
 
-/** Counts every statement the pool's clients send to PostgreSQL. */
+/** Counts the round trips of the pool's clients to PostgreSQL (`count`) and logs every statement they carry. */
 export class StatementCounter {
   count = 0;
   log: string[] = [];
@@ -62,6 +62,8 @@ export class StatementCounter {
         this.count += 1;
         this.clients.add(client);
         const q = args[0];
+        // Statements sent ahead of a query in its round trip (the transaction start: PipelinedQuery).
+        for (const ahead of (q as { ahead?: { text: string }[] } | null)?.ahead ?? []) this.log.push(ahead.text);
         this.log.push(typeof q === 'string' ? q : String((q as { text?: string })?.text ?? q));
         return original(...args);
       };

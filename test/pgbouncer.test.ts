@@ -76,7 +76,8 @@ describe('TRADETRAIL_PREPARED_STATEMENTS', () => {
   it('off: not one named statement reaches PostgreSQL; on: the write path prepares its statements', async () => {
     expect(await namedStatementsAfterWrites(false)).toEqual([]);
     const named = await namedStatementsAfterWrites(true);
-    expect(named).toEqual(expect.arrayContaining(['ledger_lock_orders_by_id', 'ledger_known']));
+    // The start (orders, positions, known executions, the books' latest fills) and the writes.
+    expect(named).toEqual(expect.arrayContaining(['ledger_start_by_id', 'ledger_write_ufo']));
     expect(named.every((n) => n.startsWith('ledger_'))).toBe(true);
   });
 });

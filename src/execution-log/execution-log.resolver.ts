@@ -1,3 +1,4 @@
+import type { Row, View } from '../loaders';
 import { Arg, Args, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
 import { requireRole } from '../auth';
 import { assertId } from '../ids';
@@ -53,7 +54,7 @@ export class ExecutionLogResolver {
   executionLogs(
     @Args(() => ExecutionLogsArgs) args: ExecutionLogsArgs,
     @Ctx() ctx: Context,
-  ): Promise<ConnectionResult<ExecutionLog>> {
+  ): Promise<ConnectionResult<Row<ExecutionLog>>> {
     return listExecutionLogs(ctx.db, args);
   }
 
@@ -134,15 +135,15 @@ export class ExecutionLogResolver {
   }
 
   @FieldResolver(() => Order)
-  async order(@Root() log: ExecutionLog, @Ctx() ctx: Context): Promise<Order> {
-    return (await ctx.loaders.orderById.load(log.orderId)) as Order;
+  async order(@Root() log: View<ExecutionLog>, @Ctx() ctx: Context): Promise<View<Order>> {
+    return (await ctx.loaders.orderById.load(log.orderId)) as View<Order>;
   }
 
   @FieldResolver(() => Int, {
     nullable: true,
     description: 'The entry’s global position in the Merkle tree; null until it is integrated (about a second).',
   })
-  async leafIndex(@Root() log: ExecutionLog, @Ctx() ctx: Context): Promise<number | null> {
+  async leafIndex(@Root() log: View<ExecutionLog>, @Ctx() ctx: Context): Promise<number | null> {
     return (await ctx.loaders.leafByEntryId.load(log.id))?.leafIndex ?? null;
   }
 
@@ -151,7 +152,7 @@ export class ExecutionLogResolver {
       'Proof (RFC 9162 §2.1.3) that this entry is in the signed checkpoint of treeSize (default: the latest). CONFLICT while the entry is newer than that checkpoint.',
   })
   async inclusionProof(
-    @Root() log: ExecutionLog,
+    @Root() log: View<ExecutionLog>,
     @Arg('treeSize', () => Int, { nullable: true }) treeSize: number | null,
     @Ctx() ctx: Context,
   ): Promise<InclusionProof> {

@@ -1,3 +1,4 @@
+import type { Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
 import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
 import { type RequestDb, SqlWhere } from '../request-db';
@@ -20,7 +21,10 @@ const SORT_KEYS: Record<ExecutionLogSortField, SortKey> = {
   },
 };
 
-export function listExecutionLogs(db: RequestDb, args: ExecutionLogsArgs): Promise<ConnectionResult<ExecutionLog>> {
+export function listExecutionLogs(
+  db: RequestDb,
+  args: ExecutionLogsArgs,
+): Promise<ConnectionResult<Row<ExecutionLog>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(`t."order_id" = ?::uuid`, f.orderId ?? undefined)

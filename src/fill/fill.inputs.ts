@@ -1,12 +1,13 @@
+import type { View } from '../loaders';
 import { IsOptional, IsUUID, Length, Matches, ValidateNested } from 'class-validator';
 import { ArgsType, Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import type { Dec } from '../decimal';
+import { Dec } from '../decimal';
 import { UUID_MESSAGE } from '../ids';
 import { Order } from '../order/order.entity';
 import { PageArgs } from '../pagination';
 import { Position } from '../position/position.entity';
 import { DecimalScalar } from '../scalars';
-import { FitsNumericColumn, IsNonNegativeDecimal, IsPositiveDecimal } from '../validation';
+import { FitsNumericColumn, fitsNumericColumn, IsNonNegativeDecimal, IsPositiveDecimal } from '../validation';
 import { FillCorrection } from './fill-correction.entity';
 import { Fill, Liquidity } from './fill.entity';
 
@@ -61,6 +62,37 @@ export class RecordExecutionInput {
 
   @Field({ description: 'When the venue executed it.' })
   executedAt!: Date;
+}
+
+const V1_TO_8_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+/** Text whose length class-validator's Length counts as its `.length` (no surrogate pair, no variation selector). */
+const plainText = (max: number) => new RegExp(`^[^\\ud800-\\udfff\\ufe0e\\ufe0f]{1,${max}}$`);
+const CLIENT_ORDER_ID = plainText(48);
+const EXEC_ID = plainText(128);
+const VENUE = /^[A-Za-z0-9._-]{1,32}$/;
+const absent = (v: unknown): boolean => v === null || v === undefined;
+const decimalIn = (v: unknown, min: 'positive' | 'nonNegative'): boolean =>
+  Dec.isDecimal(v) &&
+  ((v as Dec).gt(0) || (min === 'nonNegative' && (v as Dec).isZero())) &&
+  fitsNumericColumn(v as Dec);
+
+/**
+ * True only when every validation rule of RecordExecutionInput above certainly holds: a fast path for
+ * the usual, valid execution. False means "ask class-validator" (which then finds the error, or finds
+ * none: this check is stricter than the rules, never looser).
+ */
+export function certainlyValidExecution(i: RecordExecutionInput): boolean {
+  return (
+    (absent(i.orderId) || (typeof i.orderId === 'string' && V1_TO_8_UUID.test(i.orderId))) &&
+    (absent(i.traderId) || (typeof i.traderId === 'string' && V1_TO_8_UUID.test(i.traderId))) &&
+    (absent(i.clientOrderId) || (typeof i.clientOrderId === 'string' && CLIENT_ORDER_ID.test(i.clientOrderId))) &&
+    typeof i.execId === 'string' &&
+    EXEC_ID.test(i.execId) &&
+    decimalIn(i.quantity, 'positive') &&
+    decimalIn(i.price, 'positive') &&
+    (absent(i.commission) || decimalIn(i.commission, 'nonNegative')) &&
+    (absent(i.venue) || (typeof i.venue === 'string' && VENUE.test(i.venue)))
+  );
 }
 
 export enum ExecutionStatus {
@@ -243,8 +275,8 @@ export class CorrectionResult {
   correction!: FillCorrection;
 
   @Field(() => Fill)
-  fill!: Fill;
+  fill!: View<Fill>;
 
   @Field(() => Order)
-  order!: Order;
+  order!: View<Order>;
 }

@@ -1,4 +1,17 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { Row, View } from '../loaders';
+import { validateOrReject, type ValidationError } from 'class-validator';
+import {
+  Arg,
+  Args,
+  ArgumentValidationError,
+  Ctx,
+  FieldResolver,
+  ID,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+} from 'type-graphql';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
@@ -7,7 +20,7 @@ import { assertId } from '../ids';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
 import { validationError } from '../validation';
-import { Dec } from '../decimal';
+import { Dec, isPositive } from '../decimal';
 import { connectionType, type ConnectionResult } from '../pagination';
 import { DecimalScalar } from '../scalars';
 import { correctExecution, type CorrectionRequest } from './correction.service';
@@ -16,6 +29,7 @@ import { FillCorrection, FillCorrectionKind } from './fill-correction.entity';
 import { Fill, FillException } from './fill.entity';
 import {
   BustExecutionInput,
+  certainlyValidExecution,
   CorrectExecutionInput,
   CorrectionResult,
   FillsArgs,
@@ -29,6 +43,19 @@ import {
 import { applyExecutions, type ExecutionOutcome, listFills } from './fill.service';
 
 export const FillConnection = connectionType(Fill, 'Fill');
+
+/**
+ * recordExecution's input, validated as type-graphql would (class-validator, the same options, the same
+ * ArgumentValidationError), except that the usual valid execution is recognised without it.
+ */
+async function validateExecution(input: unknown): Promise<void> {
+  if (certainlyValidExecution(input as RecordExecutionInput)) return;
+  try {
+    await validateOrReject(input as object, { forbidUnknownValues: false, skipMissingProperties: true });
+  } catch (errors) {
+    throw new ArgumentValidationError(errors as ValidationError[]);
+  }
+}
 
 /** A refused replay is logged even though the request fails: the entry is written again after the rollback. */
 function keepAudit(ctx: Context, outcome: ExecutionOutcome): void {
@@ -56,14 +83,14 @@ function toResult(index: number, outcome: ExecutionOutcome): ExecutionResult {
 @Resolver(() => Fill)
 export class FillResolver {
   @Query(() => Fill, { nullable: true, description: 'A fill by id; null when there is none.' })
-  fill(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Fill | null> {
+  fill(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<View<Fill> | null> {
     return ctx.loaders.fillById.load(assertId(id));
   }
 
   @Query(() => FillConnection, {
     description: 'Fills, most recently executed first; filter for exceptions or busted executions.',
   })
-  fills(@Args(() => FillsArgs) args: FillsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Fill>> {
+  fills(@Args(() => FillsArgs) args: FillsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Row<Fill>>> {
     return listFills(ctx.db, args);
   }
 
@@ -93,7 +120,7 @@ export class FillResolver {
 
   private async correct(ctx: Context, request: CorrectionRequest): Promise<CorrectionResult> {
     const outcome = await ctx.db.run((m) => correctExecution(m, ctx.who, request));
-    const fill = (await ctx.loaders.fillById.load(outcome.fillId)) as Fill;
+    const fill = (await ctx.loaders.fillById.load(outcome.fillId)) as View<Fill>;
     return {
       status: ExecutionStatus[outcome.status],
       correction: outcome.correction,
@@ -109,7 +136,7 @@ export class FillResolver {
       'quantity and price returns the recorded fill (DUPLICATE); with another payload it is refused (CONFLICT) and logged.',
   })
   async recordExecution(
-    @Arg('input', () => RecordExecutionInput) input: RecordExecutionInput,
+    @Arg('input', () => RecordExecutionInput, { validateFn: validateExecution }) input: RecordExecutionInput,
     @Ctx() ctx: Context,
   ): Promise<ExecutionResult> {
     requireRole(ctx.principal, ['service', 'admin'], 'record executions');
@@ -140,7 +167,7 @@ export class FillResolver {
     const results: ExecutionResult[] = new Array(inputs.length);
     const valid: { input: RecordExecutionInput; index: number }[] = [];
     inputs.forEach((input, index) => {
-      const error = validationError(input);
+      const error = certainlyValidExecution(input) ? null : validationError(input);
       if (error) results[index] = toResult(index, { status: 'REFUSED', error });
       else valid.push({ input, index });
     });
@@ -167,28 +194,28 @@ export class FillResolver {
   }
 
   @FieldResolver(() => [FillCorrection], { description: 'Corrections and busts of this execution, oldest first.' })
-  corrections(@Root() fill: Fill, @Ctx() ctx: Context): Promise<FillCorrection[]> {
+  corrections(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<View<FillCorrection>[]> {
     return ctx.loaders.correctionsByFillId.load(fill.id);
   }
 
   @FieldResolver(() => Boolean, { description: 'The execution was busted: it counts for nothing.' })
-  async busted(@Root() fill: Fill, @Ctx() ctx: Context): Promise<boolean> {
+  async busted(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<boolean> {
     return (await this.latest(fill, ctx))?.kind === FillCorrectionKind.BUST;
   }
 
   @FieldResolver(() => DecimalScalar, { description: 'The quantity after corrections (0 when busted).' })
-  async effectiveQuantity(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+  async effectiveQuantity(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<Dec | string> {
     const c = await this.latest(fill, ctx);
     return c?.kind === FillCorrectionKind.BUST ? new Dec(0) : (c?.quantity ?? fill.quantity);
   }
 
   @FieldResolver(() => DecimalScalar, { description: 'The price after corrections.' })
-  async effectivePrice(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+  async effectivePrice(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<Dec | string> {
     return (await this.latest(fill, ctx))?.price ?? fill.price;
   }
 
   @FieldResolver(() => DecimalScalar, { description: 'The commission after corrections (0 when busted).' })
-  async effectiveCommission(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Dec> {
+  async effectiveCommission(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<Dec | string> {
     const c = await this.latest(fill, ctx);
     return c?.kind === FillCorrectionKind.BUST ? new Dec(0) : (c?.commission ?? fill.commission);
   }
@@ -197,21 +224,21 @@ export class FillResolver {
     nullable: true,
     description: 'Why the fill was applied as an exception (DOMAIN §4); null for a normal fill.',
   })
-  exception(@Root() fill: Fill): FillException | null {
-    return fill.arrivalException ?? (fill.overfilledQuantity.gt(0) ? FillException.OVERFILL : null);
+  exception(@Root() fill: View<Fill>): FillException | null {
+    return fill.arrivalException ?? (isPositive(fill.overfilledQuantity) ? FillException.OVERFILL : null);
   }
 
-  private async latest(fill: Fill, ctx: Context): Promise<FillCorrection | undefined> {
+  private async latest(fill: View<Fill>, ctx: Context): Promise<View<FillCorrection> | undefined> {
     return (await ctx.loaders.correctionsByFillId.load(fill.id)).at(-1);
   }
 
   @FieldResolver(() => Order)
-  async order(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Order> {
-    return (await ctx.loaders.orderById.load(fill.orderId)) as Order;
+  async order(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<View<Order>> {
+    return (await ctx.loaders.orderById.load(fill.orderId)) as View<Order>;
   }
 
   @FieldResolver(() => Position, { nullable: true, description: 'The position this fill was applied to.' })
-  position(@Root() fill: Fill, @Ctx() ctx: Context): Promise<Position | null> | null {
+  position(@Root() fill: View<Fill>, @Ctx() ctx: Context): Promise<View<Position> | null> | null {
     return fill.positionId ? ctx.loaders.positionById.load(fill.positionId) : null;
   }
 }

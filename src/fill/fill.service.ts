@@ -1,3 +1,4 @@
+import type { Row } from '../loaders';
 import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
 import type { EntityManager } from 'typeorm';
@@ -24,7 +25,15 @@ import {
 } from '../position/book.service';
 import { Position } from '../position/position.entity';
 import { type ConnectionResult, paginate, SortDirection } from '../pagination';
-import { hydrate, preparedRows, type RequestDb, SqlWhere, sqlRows } from '../request-db';
+import {
+  type AheadStatement,
+  hydrate,
+  jsonRowSql,
+  preparedRows,
+  type RequestDb,
+  SqlWhere,
+  textArray,
+} from '../request-db';
 import { Fill, FillException } from './fill.entity';
 import type { FillsArgs, RecordExecutionInput } from './fill.inputs';
 
@@ -32,7 +41,7 @@ export type ExecutionOutcome =
   | { status: 'APPLIED' | 'DUPLICATE'; fill: Fill; order: Order; position: Position | null }
   | { status: 'REFUSED'; error: GraphQLError; audit?: LogEntry };
 
-export function listFills(db: RequestDb, args: FillsArgs): Promise<ConnectionResult<Fill>> {
+export function listFills(db: RequestDb, args: FillsArgs): Promise<ConnectionResult<Row<Fill>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(`t."trader_id" = ?::uuid`, f.traderId ?? undefined)
@@ -99,97 +108,92 @@ export async function applyExecutions(
   const live = inputs.map((input, index) => ({ input, index })).filter(({ index }) => !outcomes[index]);
   // One-execution calls (the hot path of a gateway) run their fixed statements prepared: parsed and
   // planned once per connection (unnamed with TRADETRAIL_PREPARED_STATEMENTS=false, behind a pooler).
-  // Batches run unnamed, so each gets a plan for its own size.
+  // Batches run unnamed, so each gets a plan for its own size. Both go straight to node-postgres, so
+  // that the first statement carries the transaction's start (preparedRows).
   const prepared = live.length === 1;
-  const rowsOf = (name: string, sql: string, params: unknown[]) =>
-    prepared ? preparedRows(m, `ledger_${name}`, sql, params) : sqlRows(m, sql, params);
+  const rowsOf = (name: string, sql: string, params: unknown[], before?: AheadStatement[]) =>
+    preparedRows(m, prepared ? `ledger_${name}` : undefined, sql, params, before);
 
-  // 1. The books of the orders named (advisory locks, sorted), then the orders themselves, locked.
-  // The uncorrelated subquery runs once, before the first row is locked.
+  // 1. The books of the orders named, locked (advisory, sorted: the lock order of every writer is
+  // books, orders, positions), then, in a statement of its own — so that its snapshot, taken once the
+  // books are ours, sees everything their previous writers committed — the orders themselves, locked
+  // (by id); each book's open position (at most one: a unique index), locked (UNION ALL runs its
+  // branches in order, and `open` reads `locked` whole); the fills already recorded under these
+  // (venue, execId) keys (unique); and the event time of each book's latest fill. Both statements (and
+  // the transaction's start) travel in one round trip. Rows come back as JSON, numerics as text.
   const byRef = live.filter(({ input }) => !input.orderId).map(({ input }) => input);
   // Orders named by id only (a gateway's usual call) need no look-up by client order id.
-  const match = (t: string) =>
+  const match = (t: string, first: number) =>
     byRef.length
-      ? `(${t}.id = ANY($1::uuid[]) OR (${t}.trader_id, ${t}.client_order_id) IN (SELECT * FROM unnest($2::uuid[], $3::varchar[])))`
-      : `${t}.id = ANY($1::uuid[])`;
-  const orderRows = await rowsOf(
-    byRef.length ? 'lock_orders' : 'lock_orders_by_id',
-    `SELECT o.* FROM orders o
-     WHERE ${match('o')}
-       AND (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (
-              SELECT DISTINCT r.trader_id || '|' || r.symbol AS k FROM orders r WHERE ${match('r')} ORDER BY 1) books) >= 0
-     ORDER BY o.id FOR NO KEY UPDATE`,
-    byRef.length
-      ? [
-          live.map(({ input }) => input.orderId).filter(Boolean),
-          byRef.map((i) => i.traderId),
-          byRef.map((i) => i.clientOrderId),
-        ]
-      : [live.map(({ input }) => input.orderId)],
+      ? `(${t}.id = ANY($${first}::uuid[]) OR (${t}.trader_id, ${t}.client_order_id) IN (SELECT * FROM unnest($${first + 1}::uuid[], $${first + 2}::varchar[])))`
+      : `${t}.id = ANY($${first}::uuid[])`;
+  const named = [
+    textArray(live.flatMap(({ input }) => (input.orderId ? [input.orderId] : []))),
+    ...(byRef.length ? [textArray(byRef.map((i) => i.traderId!)), textArray(byRef.map((i) => i.clientOrderId!))] : []),
+  ];
+  const lockBooks: AheadStatement = {
+    text: `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (
+             SELECT DISTINCT r.trader_id || '|' || r.symbol AS k FROM orders r WHERE ${match('r', 1)} ORDER BY 1) books`,
+    values: named,
+  };
+  // The single execution's statements are the same every time: PostgreSQL's plan cache would still
+  // plan them anew for each call (their generic plans' estimates, for arrays of unknown length, look
+  // dearer than a custom plan), at about half of the database's cost of a fill. Generic plans, for the
+  // rest of this transaction (its triggers' statements included). Every look-up above is written so
+  // that its only sensible plan is an index probe per key (LATERAL … LIMIT 1 is never flattened into
+  // a join), so that a generic plan made with stale statistics cannot turn into a scan of `fills`.
+  const genericPlans: AheadStatement = { text: 'SET LOCAL plan_cache_mode = force_generic_plan', values: [] };
+  const keys = [...new Map(live.map(({ input }) => [execKey(input.venue, input.execId), input])).values()];
+  const rows = await rowsOf(
+    byRef.length ? 'start' : 'start_by_id',
+    `WITH locked AS MATERIALIZED (
+       SELECT o.* FROM orders o WHERE ${match('o', 3)} ORDER BY o.id FOR NO KEY UPDATE
+     ),
+     books AS MATERIALIZED (SELECT DISTINCT trader_id, symbol FROM locked),
+     open AS MATERIALIZED (
+       SELECT p.* FROM books b CROSS JOIN LATERAL (
+         SELECT * FROM positions p WHERE p.trader_id = b.trader_id AND p.symbol = b.symbol AND p.status = 'OPEN'
+         LIMIT 1 FOR NO KEY UPDATE) p
+     )
+     SELECT 'o' AS k, NULL::timestamptz AS last_at, ${jsonRowSql(m, Order, 'o')} AS row FROM locked o
+     UNION ALL
+     SELECT 'p', NULL, ${jsonRowSql(m, Position, 'p')} FROM open p
+     UNION ALL
+     SELECT 'f', NULL, ${jsonRowSql(m, Fill, 'f')}
+     FROM unnest($1::text[], $2::text[]) AS x(venue, exec_id)
+     CROSS JOIN LATERAL (SELECT * FROM fills f WHERE f.exec_id = x.exec_id AND coalesce(f.venue, '') = x.venue LIMIT 1) f
+     UNION ALL
+     SELECT b.trader_id::text || '|' || b.symbol, l.executed_at, NULL
+     FROM books b
+     CROSS JOIN LATERAL (SELECT executed_at FROM fills f WHERE f.trader_id = b.trader_id AND f.symbol = b.symbol
+                         ORDER BY executed_at DESC, arrival DESC LIMIT 1) l`,
+    [keys.map((i) => i.venue ?? ''), keys.map((i) => i.execId), ...named],
+    prepared ? [genericPlans, lockBooks] : [lockBooks],
   );
   const writes = new LedgerWrites();
   const orderByClientId = new Map<string, WorkingOrder>();
-  for (const r of orderRows) {
-    const w = workingOrder(hydrate(m, Order, r));
-    writes.orders.set(w.row.id, w);
-    orderByClientId.set(`${w.row.traderId}|${w.row.clientOrderId}`, w);
+  const known = new Map<string, Fill>();
+  const lastAt = new Map<string, Date>();
+  const open = new Map<string, Position>();
+  for (const r of rows) {
+    if (r.k === 'o') {
+      const w = workingOrder(hydrate(m, Order, r.row as Record<string, unknown>));
+      writes.orders.set(w.row.id, w);
+      orderByClientId.set(`${w.row.traderId}|${w.row.clientOrderId}`, w);
+    } else if (r.k === 'p') {
+      const p = hydrate(m, Position, r.row as Record<string, unknown>);
+      open.set(bookKey(p.traderId, p.symbol), p);
+    } else if (r.k === 'f') {
+      const f = hydrate(m, Fill, r.row as Record<string, unknown>);
+      known.set(execKey(f.venue, f.execId), f);
+    } else {
+      lastAt.set(r.k as string, r.last_at as Date);
+    }
   }
   const orderOf = (i: RecordExecutionInput): WorkingOrder | undefined =>
     i.orderId
       ? writes.orders.get(i.orderId.toLowerCase())
       : orderByClientId.get(`${i.traderId?.toLowerCase()}|${i.clientOrderId}`);
-
-  // 2. In one statement (the books are locked, so nothing of theirs changes under us): their open
-  // positions, locked; the fills already recorded under these (venue, execId) keys; and the event
-  // time of each book's latest fill. Numerics travel as text inside the JSON.
-  const books = new Map<string, { traderId: string; symbol: string }>();
-  for (const w of writes.orders.values()) books.set(bookKey(w.row.traderId, w.row.symbol), w.row);
-  const known = new Map<string, Fill>();
-  const lastAt = new Map<string, Date>();
-  const open = new Map<string, Position>();
-  if (writes.orders.size) {
-    const keys = [...new Map(live.map(({ input }) => [execKey(input.venue, input.execId), input])).values()];
-    const bookList = [...books.values()];
-    for (const r of await rowsOf(
-      'known',
-      `WITH open AS (
-         SELECT * FROM positions WHERE status = 'OPEN' AND (trader_id, symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[]))
-         ORDER BY id FOR NO KEY UPDATE
-       )
-       SELECT 'p' AS k, NULL::timestamptz AS last_at,
-         to_jsonb(p) || jsonb_build_object('quantity', p.quantity::text, 'average_entry_price', p.average_entry_price::text,
-           'cost_basis', p.cost_basis::text, 'realized_pnl', p.realized_pnl::text, 'total_commission', p.total_commission::text,
-           'contract_multiplier', p.contract_multiplier::text) AS row
-       FROM open p
-       UNION ALL
-       SELECT 'f', NULL,
-         to_jsonb(f) || jsonb_build_object('quantity', f.quantity::text, 'price', f.price::text,
-           'commission', f.commission::text, 'overfilled_quantity', f.overfilled_quantity::text, 'arrival', f.arrival::text)
-       FROM unnest($1::text[], $2::text[]) AS x(venue, exec_id)
-       JOIN fills f ON f.exec_id = x.exec_id AND coalesce(f.venue, '') = x.venue
-       UNION ALL
-       SELECT b.t::text || '|' || b.s, l.executed_at, NULL
-       FROM unnest($3::uuid[], $4::text[]) AS b(t, s)
-       CROSS JOIN LATERAL (SELECT executed_at FROM fills f WHERE f.trader_id = b.t AND f.symbol = b.s
-                           ORDER BY executed_at DESC, arrival DESC LIMIT 1) l`,
-      [
-        keys.map((i) => i.venue ?? ''),
-        keys.map((i) => i.execId),
-        bookList.map((b) => b.traderId),
-        bookList.map((b) => b.symbol),
-      ],
-    )) {
-      if (r.k === 'p') {
-        const p = hydrate(m, Position, r.row as Record<string, unknown>);
-        open.set(bookKey(p.traderId, p.symbol), p);
-      } else if (r.k === 'f') {
-        const f = hydrate(m, Fill, r.row as Record<string, unknown>);
-        known.set(execKey(f.venue, f.execId), f);
-      } else {
-        lastAt.set(r.k as string, r.last_at as Date);
-      }
-    }
-  }
 
   // 4. Each execution in request order: the order, idempotency, admission.
   const fresh: NewFill[] = [];

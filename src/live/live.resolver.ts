@@ -1,5 +1,6 @@
 import { Arg, Resolver, Root, Subscription } from 'type-graphql';
 import type { Loaders } from '../context';
+import type { Row } from '../loaders';
 import { BadUserInputError } from '../errors';
 import { ExecutionLog, ExecutionLogAction } from '../execution-log/execution-log.entity';
 import { Order } from '../order/order.entity';
@@ -100,17 +101,18 @@ function events<T>(
   };
 }
 
+/** Rows' times are ISO 8601 in UTC with milliseconds (`Row`): as text, they sort as the times do. */
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const byTime =
-  <T extends { id: string }>(time: (row: T) => Date) =>
+  <T extends { id: string }>(time: (row: T) => string) =>
   (a: T, b: T): number =>
-    time(a).getTime() - time(b).getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-const logOrder = (a: ExecutionLog, b: ExecutionLog): number =>
-  a.recordedAt.getTime() - b.recordedAt.getTime() ||
-  (a.orderId < b.orderId ? -1 : a.orderId > b.orderId ? 1 : a.seq - b.seq);
+    compareText(time(a), time(b)) || compareText(a.id, b.id);
+const logOrder = (a: Row<ExecutionLog>, b: Row<ExecutionLog>): number =>
+  compareText(a.recordedAt, b.recordedAt) || compareText(a.orderId, b.orderId) || a.seq - b.seq;
 
-function orderEvents(ctx: LiveContext, f: OrderUpdatedFilter | null): AsyncIterableIterator<Order> {
+function orderEvents(ctx: LiveContext, f: OrderUpdatedFilter | null): AsyncIterableIterator<Row<Order>> {
   const [traderId, orderId, positionId] = [lower(f?.traderId), lower(f?.orderId), lower(f?.positionId)];
-  return events<Order>(
+  return events<Row<Order>>(
     ctx,
     interest(ctx, 'orders', traderId, orderId),
     (loaders, ids) => loaders.orderById.loadMany(ids),
@@ -123,9 +125,9 @@ function orderEvents(ctx: LiveContext, f: OrderUpdatedFilter | null): AsyncItera
   );
 }
 
-function positionEvents(ctx: LiveContext, f: PositionUpdatedFilter | null): AsyncIterableIterator<Position> {
+function positionEvents(ctx: LiveContext, f: PositionUpdatedFilter | null): AsyncIterableIterator<Row<Position>> {
   const [traderId, positionId] = [lower(f?.traderId), lower(f?.positionId)];
-  return events<Position>(
+  return events<Row<Position>>(
     ctx,
     interest(ctx, 'positions', traderId, positionId),
     (loaders, ids) => loaders.positionById.loadMany(ids),
@@ -140,9 +142,9 @@ function positionEvents(ctx: LiveContext, f: PositionUpdatedFilter | null): Asyn
 function logEvents(
   ctx: LiveContext,
   f: { traderId?: string | null; orderId?: string | null; action?: ExecutionLogAction[] | null } | null,
-): AsyncIterableIterator<ExecutionLog> {
+): AsyncIterableIterator<Row<ExecutionLog>> {
   const [traderId, orderId] = [lower(f?.traderId), lower(f?.orderId)];
-  return events<ExecutionLog>(
+  return events<Row<ExecutionLog>>(
     ctx,
     interest(ctx, 'execution_logs', traderId),
     (loaders, ids) => loaders.logById.loadMany(ids),
@@ -168,9 +170,9 @@ export class LiveResolver {
     subscribe: ({ args, context }) => orderEvents(liveContext(context), checked(OrderUpdatedFilter, args.filter)),
   })
   orderUpdated(
-    @Root() order: Order | undefined,
+    @Root() order: Row<Order> | undefined,
     @Arg('filter', () => OrderUpdatedFilter, { nullable: true }) _filter?: OrderUpdatedFilter | null,
-  ): Order {
+  ): Row<Order> {
     return delivered(order);
   }
 
@@ -182,9 +184,9 @@ export class LiveResolver {
     subscribe: ({ args, context }) => positionEvents(liveContext(context), checked(PositionUpdatedFilter, args.filter)),
   })
   positionUpdated(
-    @Root() position: Position | undefined,
+    @Root() position: Row<Position> | undefined,
     @Arg('filter', () => PositionUpdatedFilter, { nullable: true }) _filter?: PositionUpdatedFilter | null,
-  ): Position {
+  ): Row<Position> {
     return delivered(position);
   }
 
@@ -195,9 +197,9 @@ export class LiveResolver {
     subscribe: ({ args, context }) => logEvents(liveContext(context), checked(ExecutionLoggedFilter, args.filter)),
   })
   executionLogged(
-    @Root() entry: ExecutionLog | undefined,
+    @Root() entry: Row<ExecutionLog> | undefined,
     @Arg('filter', () => ExecutionLoggedFilter, { nullable: true }) _filter?: ExecutionLoggedFilter | null,
-  ): ExecutionLog {
+  ): Row<ExecutionLog> {
     return delivered(entry);
   }
 
@@ -212,9 +214,9 @@ export class LiveResolver {
     },
   })
   exceptionRecorded(
-    @Root() entry: ExecutionLog | undefined,
+    @Root() entry: Row<ExecutionLog> | undefined,
     @Arg('filter', () => ExceptionRecordedFilter, { nullable: true }) _filter?: ExceptionRecordedFilter | null,
-  ): ExecutionLog {
+  ): Row<ExecutionLog> {
     return delivered(entry);
   }
 }

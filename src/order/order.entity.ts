@@ -72,6 +72,7 @@ registerEnumType(StrategyType, { name: 'StrategyType' });
 @Index('idx_orders_position_id', ['positionId'])
 @Index('idx_orders_position_created', ['positionId', 'createdAt'])
 @Index('idx_orders_trader_created', ['traderId', 'createdAt'])
+@Index('idx_orders_created', ['createdAt', 'id'])
 @Index('idx_orders_status', ['status'])
 @Index('idx_orders_trader_status', ['traderId', 'status'])
 @Index('idx_orders_trade_id', ['tradeId'])

@@ -1,5 +1,13 @@
 import DataLoader from 'dataloader';
-import { groupBy, LoaderFamily, loaderById } from '../loaders';
+import {
+  groupBy,
+  LoaderFamily,
+  loaderById,
+  type Projection,
+  type ProjectedLoader,
+  type Row,
+  rowColumns,
+} from '../loaders';
 import { BadUserInputError } from '../errors';
 import {
   afterCondition,
@@ -12,18 +20,21 @@ import {
   SortDirection,
   toPage,
 } from '../pagination';
-import { hydrate, type RequestDb, SqlWhere, sqlRows } from '../request-db';
+import { preparedRows, type RequestDb, SqlWhere } from '../request-db';
 import { Order, type OrderStatus } from './order.entity';
 import type { PositionOrdersArgs } from './order.inputs';
 
 export interface OrderPage {
-  edges: Edge<Order>[];
+  edges: Edge<Row<Order>>[];
   pageInfo: PageInfo;
 }
-type NestedArgs = Pick<PositionOrdersArgs, 'first' | 'after' | 'status'>;
+type NestedArgs = Pick<PositionOrdersArgs, 'first' | 'after' | 'status'> & {
+  /** The orders' columns the request reads (`positionId` is added: rows are grouped by it). */
+  projection: Projection;
+};
 
 export interface OrderLoaders {
-  orderById: DataLoader<string, Order | null>;
+  orderById: ProjectedLoader<Row<Order> | null>;
   /** A page of each position's orders (oldest first); one statement for all positions. */
   ordersPageByPositionId: LoaderFamily<NestedArgs, string, OrderPage>;
   orderCountByPositionId: LoaderFamily<OrderStatus | null, string, number>;
@@ -56,20 +67,21 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
           const rows = !wanted.length
             ? []
             : await db.run(async (m) => {
-                const raw = await sqlRows(
+                const { projection } = args;
+                const withKey: Projection = projection.properties
+                  ? { key: `${projection.key}+positionId`, properties: [...projection.properties, 'positionId'] }
+                  : projection;
+                const raw = await preparedRows<Row<Order> & { __sort: string }>(
                   m,
-                  `SELECT * FROM (
+                  undefined,
+                  `SELECT ${rowColumns(m, Order, 'w', withKey)}, w."__sort" FROM (
                      SELECT t.*, ${sortValueSql('t', POSITION_ORDERS_KEY)} AS "__sort",
                             row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
                      FROM "orders" t ${where}
                    ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
                   where.params,
                 );
-                return raw.map((r) => ({
-                  positionId: r.position_id as string,
-                  node: hydrate(m, Order, r),
-                  sortValue: String(r.__sort),
-                }));
+                return raw.map((r) => ({ positionId: r.positionId as string, node: r, sortValue: r.__sort }));
               });
           const byPosition = groupBy(rows, (r) => r.positionId);
           return positionIds.map((id) =>

@@ -1,4 +1,6 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { type Row, selection, type View } from '../loaders';
+import { Arg, Args, Ctx, FieldResolver, ID, Info, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { requireRole, requireSelf } from '../auth';
 import type { Context } from '../context';
 import { ExecutionLog } from '../execution-log/execution-log.entity';
@@ -24,26 +26,37 @@ export const OrderConnection = connectionType(Order, 'Order');
 @Resolver(() => Order)
 export class OrderResolver {
   @Query(() => Order, { nullable: true, description: 'An order by id; null when there is none.' })
-  order(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Order | null> {
-    return ctx.loaders.orderById.load(assertId(id));
+  order(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<View<Order> | null> {
+    return ctx.loaders.orderById.for(selection(ctx.db, info, Order)).load(assertId(id));
   }
 
   @Query(() => OrderConnection)
-  orders(@Args(() => OrdersArgs) args: OrdersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Order>> {
-    return listOrders(ctx.db, args);
+  orders(
+    @Args(() => OrdersArgs) args: OrdersArgs,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<ConnectionResult<Row<Order>>> {
+    return listOrders(ctx.db, args, selection(ctx.db, info, Order, true));
   }
 
   @Mutation(() => Order, {
     description: 'A new PENDING order. Idempotent on (traderId, clientOrderId): a retry returns the same order.',
   })
-  submitOrder(@Arg('input', () => SubmitOrderInput) input: SubmitOrderInput, @Ctx() ctx: Context): Promise<Order> {
+  submitOrder(
+    @Arg('input', () => SubmitOrderInput) input: SubmitOrderInput,
+    @Ctx() ctx: Context,
+  ): Promise<View<Order>> {
     requireRole(ctx.principal, ['trader', 'service', 'admin'], 'submit orders');
     requireSelf(ctx.principal, input.traderId, 'submit orders');
     return ctx.db.run((m) => submitOrder(m, ctx.who, input));
   }
 
   @Mutation(() => Order, { description: 'The venue acknowledged the order: PENDING -> ACCEPTED.' })
-  acceptOrder(@Args(() => AcceptOrderArgs) a: AcceptOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  acceptOrder(@Args(() => AcceptOrderArgs) a: AcceptOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'accept orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
@@ -55,7 +68,7 @@ export class OrderResolver {
   }
 
   @Mutation(() => Order, { description: 'Cancels a working order (PENDING, ACCEPTED or PARTIAL).' })
-  cancelOrder(@Args(() => CancelOrderArgs) a: CancelOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  cancelOrder(@Args(() => CancelOrderArgs) a: CancelOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['trader', 'service', 'admin'], 'cancel orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
@@ -67,7 +80,7 @@ export class OrderResolver {
   }
 
   @Mutation(() => Order, { description: 'The venue rejected the order (from PENDING or ACCEPTED).' })
-  rejectOrder(@Args(() => RejectOrderArgs) a: RejectOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  rejectOrder(@Args(() => RejectOrderArgs) a: RejectOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'reject orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, {
@@ -80,7 +93,7 @@ export class OrderResolver {
   }
 
   @Mutation(() => Order, { description: 'The order expired (e.g. a DAY order at the close).' })
-  expireOrder(@Args(() => OrderEventArgs) a: OrderEventArgs, @Ctx() ctx: Context): Promise<Order> {
+  expireOrder(@Args(() => OrderEventArgs) a: OrderEventArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'expire orders');
     return ctx.db.run((m) =>
       changeOrderStatus(m, ctx.who, a.orderId, { to: OrderStatus.EXPIRED, occurredAt: a.occurredAt }),
@@ -90,38 +103,48 @@ export class OrderResolver {
   @Mutation(() => Order, {
     description: 'Cancel/replace: the order becomes REPLACED and the returned new order references it (replacesOrder).',
   })
-  replaceOrder(@Args(() => ReplaceOrderArgs) a: ReplaceOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  replaceOrder(@Args(() => ReplaceOrderArgs) a: ReplaceOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'replace orders');
     return ctx.db.run((m) => replaceOrder(m, ctx.who, a.orderId, a.input, a.occurredAt));
   }
 
   @FieldResolver(() => Trader)
-  async trader(@Root() order: Order, @Ctx() ctx: Context): Promise<Trader> {
-    return (await ctx.loaders.traderById.load(order.traderId)) as Trader;
+  async trader(@Root() order: View<Order>, @Ctx() ctx: Context): Promise<View<Trader>> {
+    return (await ctx.loaders.traderById.load(order.traderId)) as View<Trader>;
   }
 
   @FieldResolver(() => Position, { nullable: true, description: 'The position this order built; null while unlinked.' })
-  position(@Root() order: Order, @Ctx() ctx: Context): Promise<Position | null> | null {
-    return order.positionId ? ctx.loaders.positionById.load(order.positionId) : null;
+  position(
+    @Root() order: View<Order>,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<View<Position> | null> | null {
+    return order.positionId
+      ? ctx.loaders.positionById.for(selection(ctx.db, info, Position)).load(order.positionId)
+      : null;
   }
 
   @FieldResolver(() => [Fill], { description: 'Fills in execution order.' })
-  fills(@Root() order: Order, @Ctx() ctx: Context): Promise<Fill[]> {
-    return ctx.loaders.fillsByOrderId.load(order.id);
+  fills(@Root() order: View<Order>, @Ctx() ctx: Context, @Info() info: GraphQLResolveInfo): Promise<View<Fill>[]> {
+    return ctx.loaders.fillsByOrderId.for(selection(ctx.db, info, Fill)).load(order.id);
   }
 
   @FieldResolver(() => [ExecutionLog], { description: 'The audit trail of this order, by seq.' })
-  executionLogs(@Root() order: Order, @Ctx() ctx: Context): Promise<ExecutionLog[]> {
-    return ctx.loaders.logsByOrderId.load(order.id);
+  executionLogs(
+    @Root() order: View<Order>,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<View<ExecutionLog>[]> {
+    return ctx.loaders.logsByOrderId.for(selection(ctx.db, info, ExecutionLog)).load(order.id);
   }
 
   @FieldResolver(() => Order, { nullable: true, description: 'The order this one replaced.' })
-  replacesOrder(@Root() order: Order, @Ctx() ctx: Context): Promise<Order | null> | null {
+  replacesOrder(@Root() order: View<Order>, @Ctx() ctx: Context): Promise<View<Order> | null> | null {
     return order.replacesOrderId ? ctx.loaders.orderById.load(order.replacesOrderId) : null;
   }
 
   @FieldResolver(() => Order, { nullable: true, description: 'The multi-leg parent of a leg.' })
-  parentOrder(@Root() order: Order, @Ctx() ctx: Context): Promise<Order | null> | null {
+  parentOrder(@Root() order: View<Order>, @Ctx() ctx: Context): Promise<View<Order> | null> | null {
     return order.parentOrderId ? ctx.loaders.orderById.load(order.parentOrderId) : null;
   }
 }

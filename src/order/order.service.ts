@@ -1,3 +1,4 @@
+import { EVERY_COLUMN, type Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
@@ -14,7 +15,11 @@ const SORT_KEYS: Record<OrderSortField, SortKey> = {
   [OrderSortField.SYMBOL]: { name: OrderSortField.SYMBOL, column: 'symbol', type: 'text' },
 };
 
-export function listOrders(db: RequestDb, args: OrdersArgs): Promise<ConnectionResult<Order>> {
+export function listOrders(
+  db: RequestDb,
+  args: OrdersArgs,
+  projection = EVERY_COLUMN,
+): Promise<ConnectionResult<Row<Order>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(`t."trader_id" = ?::uuid`, f.traderId ?? undefined)
@@ -29,6 +34,7 @@ export function listOrders(db: RequestDb, args: OrdersArgs): Promise<ConnectionR
   if (f.linked === true) where.add(`t."position_id" IS NOT NULL`);
   if (f.linked === false) where.add(`t."position_id" IS NULL`);
   return paginate(db, {
+    projection,
     list: 'orders',
     entity: Order,
     where,

@@ -218,44 +218,70 @@ export class LedgerWrites {
     }
     const json = (ps: PlannedPosition[]) => JSON.stringify(ps.map((p) => positionRow(p.row)));
     // The fast path changes only the figures; a replay may also move an opening, a flip link or a multiplier.
-    const update = (ps: PlannedPosition[]) =>
-      ps.length
-        ? ps.some((p) => p.restructured)
-          ? run(
-              'replay_positions',
-              `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
-                 realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, opened_at = v.opened_at,
-                 closed_at = v.closed_at, flipped_from_id = v.flipped_from_id, contract_multiplier = v.contract_multiplier,
-                 rules_version = 2, version = v.version, updated_at = v.updated_at
-               FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
-              [json(ps)],
-            )
-          : run(
-              'update_positions',
-              `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
-                 realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, closed_at = v.closed_at,
-                 version = v.version, updated_at = v.updated_at
-               FROM jsonb_populate_recordset(NULL::positions, $1::jsonb) v WHERE p.id = v.id`,
-              [json(ps)],
-            )
-        : undefined;
+    const updateSql = (ps: PlannedPosition[], param: string) =>
+      ps.some((p) => p.restructured)
+        ? `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
+             realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, opened_at = v.opened_at,
+             closed_at = v.closed_at, flipped_from_id = v.flipped_from_id, contract_multiplier = v.contract_multiplier,
+             rules_version = 2, version = v.version, updated_at = v.updated_at
+           FROM jsonb_populate_recordset(NULL::positions, ${param}::jsonb) v WHERE p.id = v.id`
+        : `UPDATE positions p SET quantity = v.quantity, average_entry_price = v.average_entry_price, cost_basis = v.cost_basis,
+             realized_pnl = v.realized_pnl, total_commission = v.total_commission, status = v.status, closed_at = v.closed_at,
+             version = v.version, updated_at = v.updated_at
+           FROM jsonb_populate_recordset(NULL::positions, ${param}::jsonb) v WHERE p.id = v.id`;
+    const insertSql = (param: string) =>
+      `INSERT INTO positions (${POSITION_COLUMNS}) SELECT ${POSITION_COLUMNS} FROM jsonb_populate_recordset(NULL::positions, ${param}::jsonb)`;
     const existing = planned.filter((p) => !p.isNew);
-    await update(existing.filter((p) => p.row.status === PositionStatus.CLOSED));
-    if (this.removedPositions.size) {
-      await m.query(`DELETE FROM positions WHERE id = ANY($1::uuid[])`, [[...this.removedPositions]]);
-    }
-    await update(existing.filter((p) => p.row.status === PositionStatus.OPEN));
     const created = planned.filter((p) => p.isNew);
-    if (created.length) {
-      await run(
-        'insert_positions',
-        `INSERT INTO positions (${POSITION_COLUMNS}) SELECT ${POSITION_COLUMNS} FROM jsonb_populate_recordset(NULL::positions, $1::jsonb)`,
-        [json(created)],
-      );
+    // One OPEN position per book (a unique index PostgreSQL checks row by row, not at the end of the
+    // statement): a position may open only once the one it replaces has closed or gone. When this write
+    // both opens one and closes (or removes) another, the positions go first, in that order, each in a
+    // statement of its own; otherwise (the usual fill: one open position grows or shrinks) they are
+    // part of the one write statement below.
+    const opens = planned.some(
+      (p) => p.row.status === PositionStatus.OPEN && (p.isNew || p.before?.status !== PositionStatus.OPEN),
+    );
+    const closes =
+      this.removedPositions.size > 0 ||
+      existing.some((p) => p.before?.status === PositionStatus.OPEN && p.row.status !== PositionStatus.OPEN);
+    const inOne = !(opens && closes);
+    if (!inOne) {
+      const update = async (ps: PlannedPosition[]) => {
+        if (ps.length) {
+          await run(ps.some((p) => p.restructured) ? 'replay_positions' : 'update_positions', updateSql(ps, '$1'), [
+            json(ps),
+          ]);
+        }
+      };
+      await update(existing.filter((p) => p.row.status === PositionStatus.CLOSED));
+      if (this.removedPositions.size) {
+        await m.query(`DELETE FROM positions WHERE id = ANY($1::uuid[])`, [[...this.removedPositions]]);
+      }
+      await update(existing.filter((p) => p.row.status === PositionStatus.OPEN));
+      if (created.length) await run('insert_positions', insertSql('$1'), [json(created)]);
+    } else if (this.removedPositions.size) {
+      await m.query(`DELETE FROM positions WHERE id = ANY($1::uuid[])`, [[...this.removedPositions]]);
     }
     const orders = [...this.orders.values()].filter((o) => o.dirty).map((o) => o.row);
     for (const o of orders) o.updatedAt = now;
+    const positionParts = inOne
+      ? [
+          {
+            name: existing.some((p) => p.restructured) ? 'r' : 'u',
+            rows: existing.length,
+            sql: (p: string) => `updated_positions AS (${updateSql(existing, p)})`,
+            json: () => json(existing),
+          },
+          {
+            name: 'n',
+            rows: created.length,
+            sql: (p: string) => `new_positions AS (${insertSql(p)})`,
+            json: () => json(created),
+          },
+        ]
+      : [];
     if (
+      !positionParts.some((part) => part.rows > 0) &&
       !this.newFills.length &&
       !this.movedFills.size &&
       !orders.length &&
@@ -266,6 +292,7 @@ export class LedgerWrites {
     }
     // One statement: only the parts that have rows (each combination is its own prepared statement).
     const candidates: { name: string; sql: (p: string) => string; json: () => string; rows: number }[] = [
+      ...positionParts,
       {
         name: 'f',
         rows: this.newFills.length,

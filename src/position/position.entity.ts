@@ -27,6 +27,7 @@ registerEnumType(PositionStatus, { name: 'PositionStatus' });
     "A trader's net holding in one symbol, built by the fills of its orders. At most one OPEN position per trader and symbol.",
 })
 @Entity({ name: 'positions' })
+@Index('idx_positions_opened', ['openedAt', 'id'])
 @Index('uq_positions_open_trader_symbol', ['traderId', 'symbol'], { unique: true, where: `"status" = 'OPEN'` })
 @Index('idx_positions_trader_opened', ['traderId', 'openedAt'])
 @Index('idx_positions_symbol', ['symbol'])

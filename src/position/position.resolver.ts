@@ -1,3 +1,5 @@
+import type { GraphQLResolveInfo } from 'graphql';
+import { type Row, selection, type View } from '../loaders';
 import {
   Arg,
   Args,
@@ -5,6 +7,7 @@ import {
   Field,
   FieldResolver,
   ID,
+  Info,
   Int,
   Mutation,
   ObjectType,
@@ -60,20 +63,28 @@ export const PositionConnection = connectionType(Position, 'Position');
 @Resolver(() => Position)
 export class PositionResolver {
   @Query(() => Position, { nullable: true, description: 'A position by id; null when there is none.' })
-  position(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Position | null> {
-    return ctx.loaders.positionById.load(assertId(id));
+  position(
+    @Arg('id', () => ID) id: string,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<View<Position> | null> {
+    return ctx.loaders.positionById.for(selection(ctx.db, info, Position)).load(assertId(id));
   }
 
   @Query(() => PositionConnection)
-  positions(@Args(() => PositionsArgs) args: PositionsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Position>> {
-    return listPositions(ctx.db, args);
+  positions(
+    @Args(() => PositionsArgs) args: PositionsArgs,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<ConnectionResult<Row<Position>>> {
+    return listPositions(ctx.db, args, selection(ctx.db, info, Position, true));
   }
 
   @Mutation(() => Order, {
     description:
       'Links an order to a position of the same trader and symbol by hand: an order without fills to any; an order with fills only to the position of its first fill (positions follow fills in event time).',
   })
-  linkOrderToPosition(@Args(() => LinkOrderArgs) a: LinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  linkOrderToPosition(@Args(() => LinkOrderArgs) a: LinkOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'link orders to positions');
     return ctx.db.run((m) => linkOrderToPosition(m, ctx.who, a.orderId, a.positionId, a.reason ?? null));
   }
@@ -81,7 +92,7 @@ export class PositionResolver {
   @Mutation(() => Order, {
     description: 'Unlinks an order from its position; its fills leave it and the position is recomputed.',
   })
-  unlinkOrder(@Args(() => UnlinkOrderArgs) a: UnlinkOrderArgs, @Ctx() ctx: Context): Promise<Order> {
+  unlinkOrder(@Args(() => UnlinkOrderArgs) a: UnlinkOrderArgs, @Ctx() ctx: Context): Promise<View<Order>> {
     requireRole(ctx.principal, ['service', 'admin'], 'unlink orders');
     return ctx.db.run((m) => unlinkOrder(m, ctx.who, a.orderId, a.reason ?? null));
   }
@@ -114,7 +125,7 @@ export class PositionResolver {
   }
 
   @FieldResolver(() => Position, { nullable: true, description: 'The position this one was opened from by a flip.' })
-  flippedFrom(@Root() position: Position, @Ctx() ctx: Context): Promise<Position | null> | null {
+  flippedFrom(@Root() position: View<Position>, @Ctx() ctx: Context): Promise<View<Position> | null> | null {
     return position.flippedFromId ? ctx.loaders.positionById.load(position.flippedFromId) : null;
   }
 
@@ -122,29 +133,35 @@ export class PositionResolver {
     nullable: true,
     description: 'The position the flip that closed this one opened (its closing fill belongs to that one).',
   })
-  async flippedTo(@Root() position: Position, @Ctx() ctx: Context): Promise<Position | null> {
+  async flippedTo(@Root() position: View<Position>, @Ctx() ctx: Context): Promise<View<Position> | null> {
     return (await ctx.loaders.positionsByFlippedFromId.load(position.id))[0] ?? null;
   }
 
   @FieldResolver(() => Trader)
-  async trader(@Root() position: Position, @Ctx() ctx: Context): Promise<Trader> {
-    return (await ctx.loaders.traderById.load(position.traderId)) as Trader;
+  async trader(@Root() position: View<Position>, @Ctx() ctx: Context): Promise<View<Trader>> {
+    return (await ctx.loaders.traderById.load(position.traderId)) as View<Trader>;
   }
 
   @FieldResolver(() => OrderConnection, { description: 'The orders linked to this position, oldest first.' })
   async orders(
-    @Root() position: Position,
+    @Root() position: View<Position>,
     @Args(() => PositionOrdersArgs) args: PositionOrdersArgs,
     @Ctx() ctx: Context,
-  ): Promise<ConnectionResult<Order>> {
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<ConnectionResult<Row<Order>>> {
+    const projection = selection(ctx.db, info, Order, true);
     const page = await ctx.loaders.ordersPageByPositionId
-      .for({ first: args.first, after: args.after, status: args.status })
+      .for({ first: args.first, after: args.after, status: args.status, projection })
       .load(position.id);
     return { ...page, count: () => ctx.loaders.orderCountByPositionId.for(args.status ?? null).load(position.id) };
   }
 
   @FieldResolver(() => [Fill], { description: 'Every fill applied to this position, in execution order.' })
-  fills(@Root() position: Position, @Ctx() ctx: Context): Promise<Fill[]> {
-    return ctx.loaders.fillsByPositionId.load(position.id);
+  fills(
+    @Root() position: View<Position>,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<View<Fill>[]> {
+    return ctx.loaders.fillsByPositionId.for(selection(ctx.db, info, Fill)).load(position.id);
   }
 }

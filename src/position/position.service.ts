@@ -1,3 +1,4 @@
+import { EVERY_COLUMN, type Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
@@ -25,7 +26,11 @@ const SORT_KEYS: Record<PositionSortField, SortKey> = {
   [PositionSortField.SYMBOL]: { name: PositionSortField.SYMBOL, column: 'symbol', type: 'text' },
 };
 
-export function listPositions(db: RequestDb, args: PositionsArgs): Promise<ConnectionResult<Position>> {
+export function listPositions(
+  db: RequestDb,
+  args: PositionsArgs,
+  projection = EVERY_COLUMN,
+): Promise<ConnectionResult<Row<Position>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(`t."trader_id" = ?::uuid`, f.traderId ?? undefined)
@@ -36,6 +41,7 @@ export function listPositions(db: RequestDb, args: PositionsArgs): Promise<Conne
     .add(`t."closed_at" >= ?`, f.closedFrom ?? undefined)
     .add(`t."closed_at" < ?`, f.closedTo ?? undefined);
   return paginate(db, {
+    projection,
     list: 'positions',
     entity: Position,
     where,

@@ -1,10 +1,9 @@
-import type DataLoader from 'dataloader';
-import { loaderById } from '../loaders';
+import { loaderById, type ProjectedLoader, type Row } from '../loaders';
 import type { RequestDb } from '../request-db';
 import { Trader } from './trader.entity';
 
 export interface TraderLoaders {
-  traderById: DataLoader<string, Trader | null>;
+  traderById: ProjectedLoader<Row<Trader> | null>;
 }
 
 export function createTraderLoaders(db: RequestDb): TraderLoaders {

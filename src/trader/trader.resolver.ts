@@ -1,3 +1,4 @@
+import type { Row, View } from '../loaders';
 import { Arg, Args, Ctx, ID, Query, Resolver } from 'type-graphql';
 import type { Context } from '../context';
 import { assertId } from '../ids';
@@ -11,12 +12,12 @@ export const TraderConnection = connectionType(Trader, 'Trader');
 @Resolver(() => Trader)
 export class TraderResolver {
   @Query(() => Trader, { nullable: true, description: 'A trader by id; null when there is none.' })
-  trader(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Trader | null> {
+  trader(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<View<Trader> | null> {
     return ctx.loaders.traderById.load(assertId(id));
   }
 
   @Query(() => TraderConnection)
-  traders(@Args(() => TradersArgs) args: TradersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Trader>> {
+  traders(@Args(() => TradersArgs) args: TradersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Row<Trader>>> {
     return listTraders(ctx.db, args);
   }
 }

@@ -1,3 +1,4 @@
+import type { Row } from '../loaders';
 import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
 import { type RequestDb, SqlWhere } from '../request-db';
 import { Trader } from './trader.entity';
@@ -12,7 +13,7 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-export function listTraders(db: RequestDb, args: TradersArgs): Promise<ConnectionResult<Trader>> {
+export function listTraders(db: RequestDb, args: TradersArgs): Promise<ConnectionResult<Row<Trader>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(
