@@ -1,6 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { type DocumentNode, getNullableType, GraphQLError, type GraphQLSchema, isListType } from 'graphql';
+import { type DocumentNode, getNullableType, GraphQLError, type GraphQLSchema, isListType, visit } from 'graphql';
 import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
 import type { Config } from './config';
 
@@ -22,6 +22,27 @@ export const costEstimator: ComplexityEstimator = ({ type, field, args, childCom
 /** Costs kept per parsed document (Apollo hands the same document for the same query text), by variables. */
 const MAX_COSTS_PER_DOCUMENT = 100;
 
+const variableFree = new WeakMap<DocumentNode, boolean>();
+/** Whether no variable can change a document's cost: none feeds a `first` argument or a `@skip`/`@include` condition. */
+function costIgnoresVariables(document: DocumentNode): boolean {
+  let known = variableFree.get(document);
+  if (known === undefined) {
+    known = true;
+    visit(document, {
+      Argument(node) {
+        if (node.name.value !== 'first' && node.name.value !== 'if') return;
+        visit(node.value, {
+          Variable() {
+            known = false;
+          },
+        });
+      },
+    });
+    variableFree.set(document, known);
+  }
+  return known;
+}
+
 /** Refuses an operation costing more than `maxCost`, before any SQL runs (HTTP 400). */
 export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloServerPlugin {
   const costs = new WeakMap<DocumentNode, Map<string, number | null>>();
@@ -34,14 +55,28 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
       return null;
     }
   };
-  /** A query's cost is remembered (dashboards repeat the same queries); a mutation's variables are its data. */
-  const costOf = (document: DocumentNode, variables: Record<string, unknown>, operationName?: string) => {
+  /**
+   * Costs are remembered per document: by operation alone when no variable can change the cost (the
+   * usual mutation, whose variables are its data: a batch of 500 executions is not coerced again just
+   * to be counted), else, for queries, by operation and variables (dashboards repeat the same ones).
+   * A mutation whose cost depends on its variables is counted every time.
+   */
+  const costOf = (
+    document: DocumentNode,
+    variables: Record<string, unknown>,
+    operationName: string | undefined,
+    query: boolean,
+  ) => {
+    const fixed = costIgnoresVariables(document);
+    if (!fixed && !query) return compute(document, variables, operationName);
     let known = costs.get(document);
     if (!known) costs.set(document, (known = new Map()));
-    const key = `${operationName ?? ''}\n${JSON.stringify(variables)}`;
+    const key = fixed ? `${operationName ?? ''}` : `${operationName ?? ''}\n${JSON.stringify(variables)}`;
     let cost = known.get(key);
     if (cost === undefined) {
       cost = compute(document, variables, operationName);
+      // Variables that do not fit give no cost: never remembered for other variables.
+      if (cost === null && fixed) return cost;
       if (known.size >= MAX_COSTS_PER_DOCUMENT) known.clear();
       known.set(key, cost);
     }
@@ -52,8 +87,8 @@ export function costLimitPlugin(schema: GraphQLSchema, maxCost: number): ApolloS
       return {
         async didResolveOperation({ request, document, operation }) {
           if (!operation) return; // no such operation: inputGuardPlugin answers
-          const args = [document, request.variables ?? {}, request.operationName ?? undefined] as const;
-          const cost = operation.operation === 'query' ? costOf(...args) : compute(...args);
+          const query = operation.operation === 'query';
+          const cost = costOf(document, request.variables ?? {}, request.operationName ?? undefined, query);
           if (cost === null) return;
           if (cost > maxCost) {
             throw new GraphQLError(

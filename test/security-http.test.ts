@@ -184,6 +184,29 @@ describe('query limits: 400 with a clear message, before any SQL', () => {
     expect(statements.count).toBe(0);
   });
 
+  it("remembers costs per query and variables, never letting one request lower another's", async () => {
+    const post = await serve();
+    const costly =
+      'query($n: Int!, $m: Int!) { positions(first: $n) { edges { node { orders(first: $m) { edges { node { fills { id } } } } } } } }';
+    expect((await post({ query: costly, variables: { n: 2, m: 2 } })).status).toBe(200);
+    // The same text with other variables is counted again: refused.
+    const big = await post({ query: costly, variables: { n: 500, m: 500 } });
+    expect(big.status).toBe(400);
+    expect(big.body.errors[0].extensions.code).toBe('QUERY_TOO_COSTLY');
+    // A cost that no variable changes: a request with variables that do not fit is refused as bad
+    // input, and the next one with fitting variables is still counted (and refused).
+    const fixed =
+      'query($s: String!) { positions(first: 500, filter: { symbol: $s }) { edges { node { orders(first: 500) { edges { node { fills { id } } } } } } } }';
+    const badVariables = await post({ query: fixed, variables: { s: 5 } });
+    expect(badVariables.status).toBe(400);
+    expect(badVariables.body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    for (let i = 0; i < 2; i++) {
+      const again = await post({ query: fixed, variables: { s: 'AAPL' } });
+      expect(again.status).toBe(400);
+      expect(again.body.errors[0].extensions.code).toBe('QUERY_TOO_COSTLY');
+    }
+  });
+
   it('refuses batched operations', async () => {
     const post = await serve();
     const res = await post([{ query: '{ traders { totalCount } }' }, { query: '{ traders { totalCount } }' }]);
