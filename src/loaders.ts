@@ -186,15 +186,27 @@ function propertyOf(manager: EntityManager, entity: EntityTarget<ObjectLiteral>,
  * and answers in key order (`null` for a missing row, `[]` for a parent without children).
  */
 
-/** A loader per projection (one statement per projection and batch); `load` and `loadMany` read whole rows. */
-export class ProjectedLoader<V> {
-  private readonly loaders = new Map<string, DataLoader<string, V>>();
-  constructor(private readonly make: (projection: Projection) => DataLoader<string, V>) {}
+/** One loader per distinct argument set (e.g. `first`/`after`/`status` of a nested connection). */
+export class LoaderFamily<A, K, V> {
+  private readonly loaders = new Map<string, DataLoader<K, V>>();
+  constructor(
+    private readonly make: (args: A) => DataLoader<K, V>,
+    /** What tells argument sets apart (default: their JSON). */
+    private readonly keyOf: (args: A) => string = (args) => JSON.stringify(args),
+  ) {}
 
-  for(projection: Projection): DataLoader<string, V> {
-    let loader = this.loaders.get(projection.key);
-    if (!loader) this.loaders.set(projection.key, (loader = this.make(projection)));
+  for(args: A): DataLoader<K, V> {
+    const id = this.keyOf(args);
+    let loader = this.loaders.get(id);
+    if (!loader) this.loaders.set(id, (loader = this.make(args)));
     return loader;
+  }
+}
+
+/** A loader per projection (one statement per projection and batch); `load` and `loadMany` read whole rows. */
+export class ProjectedLoader<V> extends LoaderFamily<Projection, string, V> {
+  constructor(make: (projection: Projection) => DataLoader<string, V>) {
+    super(make, (projection) => projection.key);
   }
   load(key: string): Promise<V> {
     return this.for(EVERY_COLUMN).load(key);
@@ -202,6 +214,13 @@ export class ProjectedLoader<V> {
   loadMany(keys: readonly string[]): Promise<(V | Error)[]> {
     return this.for(EVERY_COLUMN).loadMany(keys);
   }
+}
+
+/** `projection` plus one property (a key the loader groups its rows by). */
+export function withProperty(projection: Projection, property: string): Projection {
+  return projection.properties
+    ? { key: `${projection.key}+${property}`, properties: [...projection.properties, property] }
+    : projection;
 }
 
 /**
@@ -259,9 +278,7 @@ export function loaderByParent<T extends ObjectLiteral>(
         const groups = await db.run(async (m) => {
           const table = tableOf(m, entity);
           const key = propertyOf(m, entity, column);
-          const withKey: Projection = projection.properties
-            ? { key: `${projection.key}+${key}`, properties: [...projection.properties, key] }
-            : projection;
+          const withKey = withProperty(projection, key);
           const rows = await preparedRows<Row<T>>(
             m,
             statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, withKey),
@@ -289,19 +306,6 @@ export function groupBy<I, V = I>(
     list.push(value(item));
   }
   return groups;
-}
-
-/** One loader per distinct argument set (e.g. `first`/`after`/`status` of a nested connection). */
-export class LoaderFamily<A, K, V> {
-  private readonly loaders = new Map<string, DataLoader<K, V>>();
-  constructor(private readonly make: (args: A) => DataLoader<K, V>) {}
-
-  for(args: A): DataLoader<K, V> {
-    const id = JSON.stringify(args);
-    let loader = this.loaders.get(id);
-    if (!loader) this.loaders.set(id, (loader = this.make(args)));
-    return loader;
-  }
 }
 
 /** `projectionOf` for a resolver, with the request's entity metadata. */

@@ -7,6 +7,7 @@ import {
   type ProjectedLoader,
   type Row,
   rowColumns,
+  withProperty,
 } from '../loaders';
 import { BadUserInputError } from '../errors';
 import {
@@ -68,9 +69,7 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
             ? []
             : await db.run(async (m) => {
                 const { projection } = args;
-                const withKey: Projection = projection.properties
-                  ? { key: `${projection.key}+positionId`, properties: [...projection.properties, 'positionId'] }
-                  : projection;
+                const withKey = withProperty(projection, 'positionId');
                 const raw = await preparedRows<Row<Order> & { __sort: string }>(
                   m,
                   undefined,
