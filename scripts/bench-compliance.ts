@@ -10,13 +10,21 @@
  * DATABASE_URL's server when set (a scratch database, dropped afterwards), else a
  * temporary embedded PostgreSQL.
  */
-import { commandLine, wholeNumber } from './cli';
+import { commandLine, usageError, wholeNumber } from './cli';
+
+function keptName(value: string | undefined, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(value))
+    usageError(`${option} must be a database name: a-z, 0-9 and _ (got "${value}")`);
+  if (!process.env.DATABASE_URL) usageError(`${option} needs DATABASE_URL (a server that outlives the run)`);
+  return value;
+}
 
 // The command line before the modules below load (TypeORM, the services): --help answers at once.
 const args = commandLine(
   {
     name: 'bench:compliance',
-    synopsis: '[--orders N] [--traders N] [--statement-timeout-ms N]',
+    synopsis: '[--orders N] [--traders N] [--statement-timeout-ms N] [--keep NAME | --reuse NAME]',
     about:
       'The compliance toolkit at scale: builds N orders with their fills, positions and sealed log entries\n' +
       "(with a known set of planted problems), checks a sample with the server's own code, starts the real\n" +
@@ -37,6 +45,16 @@ const args = commandLine(
         help: "the server's TRADETRAIL_STATEMENT_TIMEOUT_MS (at least 100)",
         default: "the server's, 10000",
       },
+      keep: {
+        type: 'string',
+        value: 'NAME',
+        help: "build into database NAME on DATABASE_URL's server and keep it (with its log key, in the temp folder)",
+      },
+      reuse: {
+        type: 'string',
+        value: 'NAME',
+        help: 'measure a database an earlier --keep NAME built, without building (a 1,000,000-order build takes ~15 min)',
+      },
     },
     notes:
       "Uses DATABASE_URL's server when set (a scratch database, dropped afterwards), else a temporary\n" +
@@ -46,13 +64,17 @@ const args = commandLine(
     orders: wholeNumber(values.orders, '--orders', 1000) ?? 1_000_000,
     traders: wholeNumber(values.traders, '--traders', 2),
     statementTimeout: wholeNumber(values['statement-timeout-ms'], '--statement-timeout-ms', 100, 3_600_000),
+    keep: keptName(values.keep, '--keep'),
+    reuse: keptName(values.reuse, '--reuse'),
   }),
 );
 
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
 import { mintToken } from '../src/auth';
@@ -60,7 +82,7 @@ import { config } from '../src/config';
 import { setSealKey } from '../src/execution-log/entry-encoding';
 import { generateLogKeyPem, logKeyFromPem } from '../src/execution-log/log-key';
 import { exportOnce, rssMb } from './bench-export';
-import { type RunningServer, scratchDatabase, startServer } from './bench-db';
+import { keptDatabase, type RunningServer, scratchDatabase, startServer } from './bench-db';
 import { buildComplianceData, checkComplianceData, type ComplianceData } from './compliance-data';
 
 /** The peak RSS (MB) of the server process and of this one while `work` runs, sampled every 50 ms. */
@@ -129,8 +151,8 @@ const errorText = (a: GraphQLAnswer<unknown>): string =>
   (missingField(a) ? 'not available (field missing): ' : 'error: ') +
   (a.errors ?? []).map((e) => `${e.extensions?.code ?? ''} ${e.message}`).join('; ');
 
-const REPORT = `query($from: DateTimeISO, $to: DateTimeISO) { dataQualityReport(from: $from, to: $to) {
-  issueCount filledOrders linkedFilledOrders linkRate totals { type severity count } } }`;
+const REPORT = `query($from: DateTimeISO, $to: DateTimeISO, $full: Boolean) { dataQualityReport(from: $from, to: $to, full: $full) {
+  issueCount filledOrders linkedFilledOrders linkRate complete changedBooks changedOrders totals { type severity count } } }`;
 const RECONCILE = `mutation($from: DateTimeISO, $to: DateTimeISO) { reconcile(from: $from, to: $to, apply: false) {
   proposed fixed failed deferred fixes { kinds status } leftAlone { type } } }`;
 const VERIFY = `query { verifyLedger { valid treeSize checkpointSize entriesVerified pendingEntries moreProblems
@@ -151,6 +173,9 @@ interface Report {
   filledOrders: number;
   linkedFilledOrders: number;
   linkRate: number;
+  complete: boolean;
+  changedBooks: number | null;
+  changedOrders: number | null;
   totals: { type: string; severity: string; count: number }[];
 }
 
@@ -189,19 +214,33 @@ function reportLine(report: Report, data: ComplianceData, whole: boolean): strin
   const other = report.totals
     .filter((t) => t.count > 0 && !data.planted.some((p) => p.type === t.type || p.alsoAs.includes(t.type)))
     .map((t) => `${t.type} ${t.count}`);
+  const how = report.complete
+    ? 'complete check'
+    : `incremental: ${report.changedBooks} books, ${report.changedOrders ?? 'every'} orders re-checked`;
   return (
-    `${report.issueCount} issues; filled orders ${report.filledOrders}, linked ${report.linkedFilledOrders} ` +
+    `${how}; ${report.issueCount} issues; filled orders ${report.filledOrders}, linked ${report.linkedFilledOrders} ` +
     `(link rate ${report.linkRate})${[...planted, ...(other.length ? [`found: ${other.join(', ')}`] : [])].map((x) => `; ${x}`).join('')}`
   );
 }
 
+/** The data of a kept build, its dates back from JSON. */
+function reviveData(d: ComplianceData): ComplianceData {
+  const day = { from: new Date(d.day.from), to: new Date(d.day.to) };
+  return { ...d, from: new Date(d.from), to: new Date(d.to), day };
+}
+
 async function main(): Promise<void> {
-  const { orders, traders, statementTimeout } = args;
-  const scratch = await scratchDatabase('tt_bench_compliance');
+  const { orders, traders, statementTimeout, keep, reuse } = args;
+  const scratch =
+    keep || reuse ? await keptDatabase((keep ?? reuse)!, !!keep) : await scratchDatabase('tt_bench_compliance');
+  const keptFile = path.join(os.tmpdir(), `tradetrail-bench-${keep ?? reuse}.json`);
   // No slow-query warnings: the build's statements carry megabytes of JSON.
   const ds = new DataSource({ ...dataSourceOptions(scratch.url, 4, false), maxQueryExecutionTime: undefined });
   // The server's log key: the build seals entries with it, the server integrates and verifies them.
-  const pem = generateLogKeyPem();
+  const kept = reuse
+    ? (JSON.parse(readFileSync(keptFile, 'utf8')) as { pem: string; data: ComplianceData })
+    : undefined;
+  const pem = kept?.pem ?? generateLogKeyPem();
   const key = logKeyFromPem(pem, 'tradetrail');
   setSealKey(key.sealKey);
   const lines: Line[] = [];
@@ -221,47 +260,54 @@ async function main(): Promise<void> {
         `statement timeout ${statementTimeout ?? config().statementTimeoutMs} ms)`,
     );
 
-    // 1. The data, and the server's own checks on a sample of it.
-    let selfPeak = 0;
-    const sampler = setInterval(() => (selfPeak = Math.max(selfPeak, process.memoryUsage.rss() / 2 ** 20)), 50);
-    const data = await buildComplianceData(ds, { orders, traders, anomalies: true, largestTraderShare: 0.15 });
-    clearInterval(sampler);
-    done({
-      what: 'build (set-based)',
-      seconds: data.seconds,
-      result:
-        `${data.orders} orders, ${data.fills} fills, ${data.positions} positions, ${data.entries} log entries ` +
-        `= ${Math.round(data.rowsPerSecond)} rows/s; ` +
-        Object.entries(data.ordersByStatus)
-          .sort(([, a], [, b]) => b - a)
-          .map(([s, n]) => `${s} ${n}`)
-          .join(', '),
-      serverMb: null,
-      selfMb: selfPeak,
-    });
-    const t1 = Date.now();
-    await ds.query(`VACUUM ANALYZE`);
-    done({ what: 'VACUUM ANALYZE', seconds: (Date.now() - t1) / 1000, result: '', serverMb: null, selfMb: null });
-    const t2 = Date.now();
-    const check = await checkComplianceData(ds, data, key, { books: 50, orders: 200, replays: 3 });
-    const checkOk =
-      check.booksUnchanged === check.books &&
-      check.anomalyBooksChanged === check.anomalyBooks &&
-      check.ordersValid === check.orders &&
-      check.replayedDifferent === 0;
-    failed ||= !checkOk;
-    done({
-      what: 'sample checks (server code)',
-      seconds: (Date.now() - t2) / 1000,
-      result:
-        `recalculateBook: ${check.booksUnchanged}/${check.books} books unchanged, ${check.anomalyBooksChanged}/${check.anomalyBooks} ` +
-        `tampered books it would correct; verifyOrderLog: ${check.ordersValid}/${check.orders} orders valid; ` +
-        `${check.replayed - check.replayedDifferent}/${check.replayed} books identical when replayed through the services` +
-        (checkOk ? '' : ' — FAILED'),
-      serverMb: null,
-      selfMb: null,
-    });
-    for (const f of check.failures.slice(0, 8)) console.error(`  check failed: ${f}`);
+    // 1. The data, and the server's own checks on a sample of it (or the data an earlier --keep built).
+    let data: ComplianceData;
+    if (kept) {
+      data = reviveData(kept.data);
+      console.log(`  reusing ${reuse}: ${data.orders} orders, ${data.fills} fills, ${data.entries} log entries`);
+    } else {
+      let selfPeak = 0;
+      const sampler = setInterval(() => (selfPeak = Math.max(selfPeak, process.memoryUsage.rss() / 2 ** 20)), 50);
+      data = await buildComplianceData(ds, { orders, traders, anomalies: true, largestTraderShare: 0.15 });
+      clearInterval(sampler);
+      done({
+        what: 'build (set-based)',
+        seconds: data.seconds,
+        result:
+          `${data.orders} orders, ${data.fills} fills, ${data.positions} positions, ${data.entries} log entries ` +
+          `= ${Math.round(data.rowsPerSecond)} rows/s; ` +
+          Object.entries(data.ordersByStatus)
+            .sort(([, a], [, b]) => b - a)
+            .map(([s, n]) => `${s} ${n}`)
+            .join(', '),
+        serverMb: null,
+        selfMb: selfPeak,
+      });
+      const t1 = Date.now();
+      await ds.query(`VACUUM ANALYZE`);
+      done({ what: 'VACUUM ANALYZE', seconds: (Date.now() - t1) / 1000, result: '', serverMb: null, selfMb: null });
+      const t2 = Date.now();
+      const check = await checkComplianceData(ds, data, key, { books: 50, orders: 200, replays: 3 });
+      const checkOk =
+        check.booksUnchanged === check.books &&
+        check.anomalyBooksChanged === check.anomalyBooks &&
+        check.ordersValid === check.orders &&
+        check.replayedDifferent === 0;
+      failed ||= !checkOk;
+      done({
+        what: 'sample checks (server code)',
+        seconds: (Date.now() - t2) / 1000,
+        result:
+          `recalculateBook: ${check.booksUnchanged}/${check.books} books unchanged, ${check.anomalyBooksChanged}/${check.anomalyBooks} ` +
+          `tampered books it would correct; verifyOrderLog: ${check.ordersValid}/${check.orders} orders valid; ` +
+          `${check.replayed - check.replayedDifferent}/${check.replayed} books identical when replayed through the services` +
+          (checkOk ? '' : ' — FAILED'),
+        serverMb: null,
+        selfMb: null,
+      });
+      for (const f of check.failures.slice(0, 8)) console.error(`  check failed: ${f}`);
+      if (keep) writeFileSync(keptFile, JSON.stringify({ pem, data: { ...data, books: [] } }));
+    }
 
     // 2. The server, as deployed: its own process, a token key and the log key through the environment.
     const secret = randomUUID() + randomUUID();
@@ -318,7 +364,10 @@ async function main(): Promise<void> {
         selfMb: r.selfMb,
       });
     };
-    await report(`dataQualityReport, whole range (${SPAN(data)})`, range, true);
+    // The first report checks everything and keeps its result as the baseline; the next ones re-check
+    // only what changed since (nothing here, so they measure the change detection).
+    await report(`dataQualityReport(full: true), whole range (${SPAN(data)})`, { ...range, full: true }, true);
+    for (let i = 1; i <= 3; i++) await report(`dataQualityReport, whole range, incremental (${i} of 3)`, range, true);
     await report(`dataQualityReport, one day (${day.from.slice(0, 10)})`, day, false);
 
     // A dry run changes nothing; it needs the right to fix, so it is asked as an admin.

@@ -43,6 +43,26 @@ export async function scratchDatabase(prefix: string): Promise<ScratchDatabase> 
   };
 }
 
+/**
+ * A benchmark database that outlives the run, on DATABASE_URL's server: created (dropped first if it
+ * exists) when `create`, else reused as an earlier run left it. Never dropped by `drop`.
+ */
+export async function keptDatabase(name: string, create: boolean): Promise<ScratchDatabase> {
+  const adminUrl = config().databaseUrl;
+  if (!adminUrl) throw new Error('a kept benchmark database needs DATABASE_URL');
+  if (create) {
+    const admin = new Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE "${name}"`);
+    } finally {
+      await admin.end();
+    }
+  }
+  return { url: withDatabase(adminUrl, name), drop: async () => {} };
+}
+
 export interface RunningServer {
   url: string;
   pid: number;

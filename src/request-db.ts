@@ -27,6 +27,8 @@ export class RequestDb {
     private readonly identity: Principal,
     readonly statementTimeoutMs: number,
     private mode: TransactionMode = 'read',
+    /** A snapshot another transaction exported (`pg_export_snapshot()`): a read that sees exactly what it sees. */
+    private readonly snapshot?: string,
   ) {}
 
   /** Set once the operation type is known, before any statement runs. */
@@ -98,8 +100,15 @@ export class RequestDb {
       throw new Error('refusing to open a transaction for an invalid identity');
     }
     const mode = this.mode === 'read' ? ' ISOLATION LEVEL REPEATABLE READ, READ ONLY' : '';
+    if (
+      this.snapshot !== undefined &&
+      (this.mode !== 'read' || !/^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$/i.test(this.snapshot))
+    ) {
+      throw new Error('refusing to open a transaction on an invalid snapshot');
+    }
     return [
       `START TRANSACTION${mode}`,
+      ...(this.snapshot === undefined ? [] : [`SET TRANSACTION SNAPSHOT '${this.snapshot}'`]),
       `SET LOCAL ROLE ${APPLICATION_ROLE}`,
       `SET LOCAL tradetrail.role = '${role}'`,
       `SET LOCAL tradetrail.trader_id = '${traderId ?? ''}'`,

@@ -2,15 +2,13 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Client } from 'pg';
 import { ComplianceScheduler, RECONCILE_LOCK, REPORT_LOCK } from '../src/compliance/scheduler';
-import { loadDemoData } from '../src/demo-data';
 import { makeTrader } from './factories';
 import {
   ADMIN,
   COMPLIANCE,
-  createTestDatabase,
+  createDemoDatabase,
   onTamperableCopy,
   SERVICE,
-  startTestApp,
   type TestApp,
   traderPrincipal,
 } from './harness';
@@ -39,17 +37,11 @@ let base: { url: string; name: string; drop: () => Promise<void> };
 let unlinkedOrderId: string;
 
 beforeAll(async () => {
-  base = await createTestDatabase();
-  const app = await startTestApp(base.url);
-  try {
-    await loadDemoData(app.dataSource);
-    await app.integrator.integrateAll();
-    [{ id: unlinkedOrderId }] = await app.dataSource.query(
-      `SELECT id FROM orders WHERE status = 'FILLED' AND position_id IS NULL`,
-    );
-  } finally {
-    await app.close();
-  }
+  let found: { id: string }[] | undefined;
+  ({ db: base, seen: found } = await createDemoDatabase((app: TestApp) =>
+    app.dataSource.query(`SELECT id FROM orders WHERE status = 'FILLED' AND position_id IS NULL`),
+  ));
+  [{ id: unlinkedOrderId }] = found!;
 });
 afterAll(async () => {
   await base?.drop();

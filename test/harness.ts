@@ -14,6 +14,7 @@ import { TEST_LOG_KEY } from './log-key';
 import { buildTradetrailSchema } from '../src/schema';
 import { type App, type AppOptions, createApollo, createApp } from '../src/server';
 import { withDatabase } from '../src/db';
+import { loadDemoData } from '../src/demo-data';
 
 /** Connection string of the test server with another database name. */
 export function databaseUrl(database: string): string {
@@ -157,6 +158,24 @@ export async function startTestApp(
       await dataSource.destroy();
     },
   };
+}
+
+/**
+ * A migrated test database with the demo data loaded and its log integrated into the tree (a template
+ * for scenario copies); `inspect` may read from it before its app closes.
+ */
+export async function createDemoDatabase<T = void>(
+  inspect?: (app: TestApp) => Promise<T>,
+): Promise<{ db: { name: string; url: string; drop: () => Promise<void> }; seen: T | undefined }> {
+  const db = await createTestDatabase();
+  const app = await startTestApp(db.url);
+  try {
+    await loadDemoData(app.dataSource);
+    await app.integrator.integrateAll();
+    return { db, seen: inspect ? await inspect(app) : undefined };
+  } finally {
+    await app.close();
+  }
 }
 
 /**

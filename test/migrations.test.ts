@@ -57,6 +57,9 @@ describe('migrations', () => {
     expect(up.extensions).toEqual(['plpgsql']);
 
     expect(up.tables).toEqual([
+      'dq_baseline',
+      'dq_baseline_books',
+      'dq_baseline_issues',
       'execution_logs',
       'fill_corrections',
       'fills',
@@ -113,6 +116,10 @@ describe('migrations', () => {
     has('columns', /^execution_logs\.tx bigint\(64,0\) NO/);
     // The role requests run as: SELECT and INSERT only on the log.
     expect(up.grants).toEqual([
+      // The data-quality baseline: written by reports (row-level security: compliance and admin only).
+      'dq_baseline DELETE,INSERT,SELECT,UPDATE',
+      'dq_baseline_books DELETE,INSERT,SELECT,UPDATE',
+      'dq_baseline_issues DELETE,INSERT,SELECT,UPDATE',
       'execution_logs INSERT,SELECT',
       'fill_corrections INSERT,SELECT',
       'fills INSERT,SELECT,UPDATE',

@@ -1,8 +1,10 @@
 import { Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import type { EntityManager } from 'typeorm';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
-import { findIssues, type IssueRow, issueKey, linkRate, REPORT_ORDER, SEVERITY, toIssue } from './data-quality.service';
+import { reportIssues, saveBaseline } from './baseline';
+import { type IssueRow, issueKey, linkRate, REPORT_ORDER, SEVERITY, toIssue } from './data-quality.service';
 import { DataQualityReport, DataQualityReportArgs, type DataQualityIssueType } from './data-quality.types';
 import { reconcile } from './reconcile.service';
 import { ReconcileArgs, ReconcileFixStatus, Reconciliation } from './reconcile.types';
@@ -36,16 +38,27 @@ export class ComplianceResolver {
       page.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
       page = page.slice(0, keep);
     };
-    const summary = await ctx.db.run(async (m) => {
-      await findIssues(m, range, { types: a.types, key: ctx.log.key }, (row) => {
+    const { run, ...summary } = await ctx.db.run(async (m) => {
+      // The link rate is read on the report's second connection, while its own scans finish.
+      let rate: Awaited<ReturnType<typeof linkRate>> | undefined;
+      const second = {
+        dataSource: ctx.db.dataSource,
+        principal: ctx.principal,
+        statementTimeoutMs: ctx.db.statementTimeoutMs,
+        alongside: async (q: EntityManager) => (rate = await linkRate(q, range)),
+      };
+      const run = await reportIssues(m, range, { types: a.types, key: ctx.log.key, full: a.full, second }, (row) => {
         counts.set(row.type, (counts.get(row.type) ?? 0) + 1);
         const key = issueKey(row);
         if (after !== null && key <= after) return;
         page.push({ key, row });
         if (page.length > 4 * keep) trim();
       });
-      return linkRate(m, range);
+      return { run, ...(rate ?? (await linkRate(m, range))) };
     });
+    if (run.next && ctx.log.key) {
+      await saveBaseline(ctx.db.dataSource, ctx.principal, ctx.db.statementTimeoutMs, ctx.log.key, run.next);
+    }
     trim();
     const edges = page.slice(0, a.first).map((p) => ({ cursor: encode(p.key), node: toIssue(p.row) }));
     const totals = REPORT_ORDER.filter((type) => !a.types?.length || a.types.includes(type)).map((type) => ({
@@ -59,6 +72,9 @@ export class ComplianceResolver {
       generatedAt: new Date(),
       ...summary,
       issueCount,
+      complete: run.mode === 'complete',
+      changedBooks: run.changedBooks,
+      changedOrders: run.changedOrders,
       totals,
       issues: {
         edges,
@@ -84,6 +100,7 @@ export class ComplianceResolver {
       reconcile(m, ctx.db.dataSource, ctx.principal, ctx.who, ctx.db.statementTimeoutMs, range, {
         apply: a.apply,
         maxFixes: a.maxFixes,
+        key: ctx.log.key,
       }),
     );
     return {

@@ -63,6 +63,21 @@ export interface IssueRow {
   note?: string | null;
 }
 
+/**
+ * What a check looks at: everything, or only some books (the ledger checks: $3 trader ids and $4
+ * symbols, pairwise) or some orders (the log checks: $3 order ids). The incremental report
+ * (baseline.ts) re-checks only the books and orders that changed since its baseline.
+ */
+export interface Scope {
+  books: { traderIds: string[]; symbols: string[] } | null;
+  orders: string[] | null;
+}
+export const EVERYTHING: Scope = { books: null, orders: null };
+
+const inBooks = (alias: string) =>
+  `($3::uuid[] IS NULL OR (${alias}.trader_id, ${alias}.symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[])))`;
+const inOrders = (column: string) => `($3::uuid[] IS NULL OR ${column} = ANY($3::uuid[]))`;
+
 const inRange = (column: string) =>
   `($1::timestamptz IS NULL OR ${column} >= $1::timestamptz) AND ($2::timestamptz IS NULL OR ${column} < $2::timestamptz)`;
 
@@ -72,13 +87,14 @@ const inRange = (column: string) =>
  */
 const EFFECTIVE_FILLS = `
   latest_correction AS (
-    SELECT DISTINCT ON (fill_id) fill_id, kind, quantity, price, commission FROM fill_corrections ORDER BY fill_id, seq DESC
+    SELECT DISTINCT ON (fill_id) fill_id, kind, quantity, price, commission FROM fill_corrections c0
+    WHERE ${inBooks('c0')} ORDER BY fill_id, seq DESC
   ),
   eff AS (
     SELECT f.id, f.order_id, f.trader_id, f.symbol, f.position_id, f.executed_at, f.arrival,
       coalesce(c.quantity, f.quantity) AS quantity, coalesce(c.price, f.price) AS price
     FROM fills f LEFT JOIN latest_correction c ON c.fill_id = f.id
-    WHERE c.kind IS DISTINCT FROM 'BUST'
+    WHERE c.kind IS DISTINCT FROM 'BUST' AND ${inBooks('f')}
   )`;
 
 /** `n / d` (both > 0) rounded half to even at 18 places, exactly (numeric division would round first). */
@@ -89,25 +105,28 @@ const halfEven18 = (n: string, d: string) => `(
      THEN 1 ELSE 0 END) * 1e-18)`;
 
 /** The set-based checks: one statement each. */
-const CHECKS: { type: T; sql: string | string[] }[] = [
+const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
   {
     type: T.UNLINKED_FILLED_ORDER,
+    scope: 'book',
     sql: `SELECT o.trader_id, o.symbol, o.id AS order_id, first.position_id, first.id AS fill_id, NULL::uuid AS entry_id,
         'positionId' AS field, first.position_id::text AS expected, NULL::text AS actual, o.created_at AS at
       FROM orders o
       LEFT JOIN LATERAL (SELECT f.id, f.position_id FROM fills f WHERE f.order_id = o.id AND f.position_id IS NOT NULL
                          ORDER BY f.executed_at, f.arrival LIMIT 1) first ON true
-      WHERE o.position_id IS NULL AND (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}`,
+      WHERE o.position_id IS NULL AND (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}
+        AND ${inBooks('o')}`,
   },
   {
     type: T.ORPHANED_POSITION_REFERENCE,
+    scope: 'book',
     sql: `SELECT o.trader_id, o.symbol, o.id AS order_id, o.position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
         'order.positionId' AS field, 'a position of trader ' || o.trader_id || ' in ' || o.symbol AS expected,
         CASE WHEN p.id IS NULL THEN 'no such position' ELSE 'a position of trader ' || p.trader_id || ' in ' || p.symbol END AS actual,
         o.created_at AS at
       FROM orders o LEFT JOIN positions p ON p.id = o.position_id
       WHERE o.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> o.trader_id OR p.symbol <> o.symbol)
-        AND ${inRange('o.created_at')}
+        AND ${inRange('o.created_at')} AND ${inBooks('o')}
       UNION ALL
       SELECT f.trader_id, f.symbol, f.order_id, f.position_id, f.id, NULL::uuid, 'fill.positionId',
         'a position of trader ' || f.trader_id || ' in ' || f.symbol,
@@ -115,13 +134,14 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
         f.executed_at
       FROM fills f LEFT JOIN positions p ON p.id = f.position_id
       WHERE f.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> f.trader_id OR p.symbol <> f.symbol)
-        AND ${inRange('f.executed_at')}`,
+        AND ${inRange('f.executed_at')} AND ${inBooks('f')}`,
   },
   {
     // A flip carries the closed position's quantity into the one it opens (the flipping fill belongs
     // to the new one), so a position's quantity is the signed sum of the fills of its whole flip chain;
     // a position a flip closed holds 0. A fill of another book is ORPHANED_POSITION_REFERENCE, not counted here.
     type: T.QUANTITY_MISMATCH,
+    scope: 'book',
     sql: `WITH RECURSIVE ${EFFECTIVE_FILLS},
       own AS (
         SELECT e.position_id, sum(CASE WHEN o.side = 'BUY' THEN e.quantity ELSE -e.quantity END) AS q
@@ -131,7 +151,7 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
       ),
       chain AS (
         SELECT p.id, coalesce(own.q, 0) AS total, 0 AS depth
-        FROM positions p LEFT JOIN own ON own.position_id = p.id WHERE p.flipped_from_id IS NULL
+        FROM positions p LEFT JOIN own ON own.position_id = p.id WHERE p.flipped_from_id IS NULL AND ${inBooks('p')}
         UNION ALL
         SELECT p.id, c.total + coalesce(own.q, 0), c.depth + 1
         FROM chain c JOIN positions p ON p.flipped_from_id = c.id LEFT JOIN own ON own.position_id = p.id
@@ -144,10 +164,11 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
       LEFT JOIN own ON own.position_id = p.id
       CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM positions s WHERE s.flipped_from_id = p.id) THEN 0
                                       ELSE coalesce(c.total, own.q, 0) END AS expected) x
-      WHERE p.quantity <> x.expected AND ${inRange('p.opened_at')}`,
+      WHERE p.quantity <> x.expected AND ${inRange('p.opened_at')} AND ${inBooks('p')}`,
   },
   {
     type: T.ORDER_FILL_MISMATCH,
+    scope: 'book',
     // A cheap, exact pre-filter first: a stored average a of n/q is right only if 2·|a·q − n| ≤ q·1e-18
     // (equal only at a tie, which the exact half-even check then decides).
     sql: `WITH ${EFFECTIVE_FILLS},
@@ -156,7 +177,7 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
         SELECT o.id, o.trader_id, o.symbol, o.position_id, o.created_at, o.quantity, o.filled_quantity, o.overfilled_quantity,
           o.fill_notional, o.average_fill_price, coalesce(a.q, 0) AS q, coalesce(a.n, 0) AS n
         FROM orders o LEFT JOIN agg a ON a.order_id = o.id
-        WHERE ${inRange('o.created_at')} AND (
+        WHERE ${inRange('o.created_at')} AND ${inBooks('o')} AND (
           o.filled_quantity <> least(coalesce(a.q, 0), o.quantity)
           OR o.overfilled_quantity <> greatest(coalesce(a.q, 0) - o.quantity, 0)
           OR o.fill_notional <> coalesce(a.n, 0)
@@ -179,15 +200,17 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
   },
   {
     type: T.POSITION_WITHOUT_ORDERS,
+    scope: 'book',
     sql: `SELECT p.trader_id, p.symbol, NULL::uuid AS order_id, p.id AS position_id, NULL::uuid AS fill_id, NULL::uuid AS entry_id,
         NULL AS field, NULL AS expected, NULL AS actual, p.opened_at AS at
       FROM positions p
       WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.position_id = p.id)
         AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id)
-        AND ${inRange('p.opened_at')}`,
+        AND ${inRange('p.opened_at')} AND ${inBooks('p')}`,
   },
   {
     type: T.EXECUTION_EXCEPTION,
+    scope: 'book',
     sql: `SELECT f.trader_id, f.symbol, f.order_id, f.position_id, f.id AS fill_id, NULL::uuid AS entry_id,
         'exception' AS field, NULL AS expected,
         coalesce(f.arrival_exception::text, 'OVERFILL') AS actual, f.executed_at AS at,
@@ -195,13 +218,14 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
       FROM fills f
       WHERE (f.arrival_exception IS NOT NULL OR f.overfilled_quantity > 0)
         AND NOT EXISTS (SELECT 1 FROM fill_corrections c WHERE c.fill_id = f.id AND c.kind = 'BUST')
-        AND ${inRange('f.executed_at')}`,
+        AND ${inRange('f.executed_at')} AND ${inBooks('f')}`,
   },
   {
     // The same rules as verifyExecutionLog's cross-check (orderAgainstLog): the status the last entry
     // left the order in, and the fills the log records (each fill's latest quantity; a bust is 0).
     type: T.ORDER_LOG_MISMATCH,
-    sql: `WITH scope AS (SELECT o.* FROM orders o WHERE ${inRange('o.created_at')}),
+    scope: 'order',
+    sql: `WITH scope AS (SELECT o.* FROM orders o WHERE ${inRange('o.created_at')} AND ${inOrders('o.id')}),
       last_status AS (
         SELECT DISTINCT ON (l.order_id) l.order_id, l.id, l.seq, l.to_status
         FROM execution_logs l JOIN scope o ON o.id = l.order_id
@@ -244,6 +268,7 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
     // the hash of its content. The tree: every leaf's entry still there, at its place; no entry older
     // than the integrator's horizon left out of the tree (it refused it: not written by Tradetrail).
     type: T.BROKEN_LOG,
+    scope: 'order',
     sql: [
       // Links: numbered 1, 2, 3…, each pointing at its predecessor's hash.
       `SELECT c.trader_id, NULL::varchar AS symbol, c.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, c.id AS entry_id,
@@ -255,8 +280,9 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
         SELECT l.id, l.order_id, l.trader_id, l.seq, l.prev_hash, l.recorded_at,
           lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS before
         FROM execution_logs l
-        WHERE ($1::timestamptz IS NULL AND $2::timestamptz IS NULL)
-           OR l.order_id IN (SELECT r.order_id FROM execution_logs r WHERE ${inRange('r.recorded_at')})
+        WHERE (($1::timestamptz IS NULL AND $2::timestamptz IS NULL)
+           OR l.order_id IN (SELECT r.order_id FROM execution_logs r WHERE ${inRange('r.recorded_at')}))
+          AND ${inOrders('l.order_id')}
         WINDOW w AS (PARTITION BY l.order_id ORDER BY l.seq)
       ) c
       WHERE ${inRange('c.recorded_at')} AND (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before)`,
@@ -264,18 +290,18 @@ const CHECKS: { type: T; sql: string | string[] }[] = [
       `SELECT l.trader_id, NULL::varchar AS symbol, l.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, l.id AS entry_id,
         'hash' AS field, execution_log_hash(l.prev_hash, l) AS expected, l.hash AS actual, l.recorded_at AS at
       FROM execution_logs l
-      WHERE ${inRange('l.recorded_at')} AND l.hash <> execution_log_hash(l.prev_hash, l)`,
+      WHERE ${inRange('l.recorded_at')} AND ${inOrders('l.order_id')} AND l.hash <> execution_log_hash(l.prev_hash, l)`,
       // The tree: every leaf's entry still there, at its place; nothing older than the horizon left out.
       `SELECT l.trader_id, NULL::varchar AS symbol, x.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, x.entry_id,
         'leaf' AS field, 'entry ' || x.order_id || ' #' || x.seq AS expected,
         CASE WHEN l.id IS NULL THEN 'missing' ELSE 'entry ' || l.order_id || ' #' || l.seq END AS actual, NULL::timestamptz AS at
       FROM log_leaves x LEFT JOIN execution_logs l ON l.id = x.entry_id
-      WHERE l.id IS NULL OR l.order_id <> x.order_id OR l.seq <> x.seq
+      WHERE (l.id IS NULL OR l.order_id <> x.order_id OR l.seq <> x.seq) AND ${inOrders('x.order_id')}
       UNION ALL
       SELECT l.trader_id, NULL, l.order_id, NULL, NULL, l.id, 'leaf', 'in the tree', 'refused (no valid seal)', l.recorded_at
       FROM execution_logs l CROSS JOIN log_tree_state s
       WHERE s.id = 1 AND l.tx < s.tx_horizon AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
-        AND ${inRange('l.recorded_at')}`,
+        AND ${inRange('l.recorded_at')} AND ${inOrders('l.order_id')}`,
     ],
   },
 ];
@@ -284,6 +310,8 @@ export interface ReportOptions {
   types?: readonly T[] | null;
   /** The log's key: checks the latest checkpoint and the tree under it (omit to skip that check). */
   key?: LogKey;
+  /** Only these books and orders (default: everything). */
+  scope?: Scope;
 }
 
 /** Runs the checks and hands every issue to `sink`, type by type in report order. */
@@ -297,18 +325,22 @@ export async function findIssues(
     throw new BadUserInputError('from must be earlier than to.', { field: 'from' });
   }
   const wanted = new Set(options.types?.length ? options.types : REPORT_ORDER);
-  const params = [range.from, range.to];
+  const scope = options.scope ?? EVERYTHING;
+  const params = {
+    book: [range.from, range.to, scope.books?.traderIds ?? null, scope.books?.symbols ?? null],
+    order: [range.from, range.to, scope.orders],
+  };
   // Whole-history checks of a large ledger take longer than an API request may: this transaction only.
   await m.query(`SET LOCAL statement_timeout = ${REPORT_STATEMENT_TIMEOUT_MS}`);
   for (const type of REPORT_ORDER) {
     if (!wanted.has(type)) continue;
     if (type === T.REPLAY_MISMATCH) {
-      await replayMismatches(m, range, sink);
+      await replayMismatches(m, range, scope, sink);
       continue;
     }
     const check = CHECKS.find((c) => c.type === type)!;
     for (const sql of typeof check.sql === 'string' ? [check.sql] : check.sql) {
-      for (const row of (await m.query(sql, params)) as Omit<IssueRow, 'type'>[]) sink({ ...row, type });
+      for (const row of (await m.query(sql, params[check.scope])) as Omit<IssueRow, 'type'>[]) sink({ ...row, type });
     }
     if (type === T.BROKEN_LOG && options.key) {
       const problem = await checkStoredTree(m, options.key);

@@ -151,6 +151,18 @@ export class DataQualityReport {
   @Field(() => Int, { description: 'Every issue found, of every type.' })
   issueCount!: number;
 
+  @Field(() => Boolean, {
+    description:
+      'True when every row was checked from scratch (the first report, full: true, or a baseline that could not be used); false when only the books and orders that changed since the last report were re-checked.',
+  })
+  complete!: boolean;
+
+  @Field(() => Int, { nullable: true, description: 'Books re-checked (null when the check was complete).' })
+  changedBooks!: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Orders whose log was re-checked (null: every order).' })
+  changedOrders!: number | null;
+
   @Field(() => [DataQualityTotal], { description: 'Issues by type, every type listed (count 0 included).' })
   totals!: DataQualityTotal[];
 
@@ -170,4 +182,11 @@ export class DataQualityReportArgs extends PageArgs {
 
   @Field(() => [DataQualityIssueType], { nullable: true, description: 'Only these types (default: all).' })
   types?: DataQualityIssueType[] | null;
+
+  @Field(() => Boolean, {
+    defaultValue: false,
+    description:
+      'Check every row from scratch instead of only what changed since the last report (whose result is kept, authenticated, as the baseline).',
+  })
+  full!: boolean;
 }

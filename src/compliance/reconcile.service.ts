@@ -5,7 +5,9 @@ import type { Actor } from '../execution-log/execution-log.service';
 import { bookKey } from '../position/book.service';
 import { recalculateBook } from '../position/position.service';
 import { RequestDb } from '../request-db';
-import { findIssues, type IssueRow, type Range, toIssue } from './data-quality.service';
+import type { LogKey } from '../execution-log/log-key';
+import { reportIssues } from './baseline';
+import { type IssueRow, type Range, toIssue } from './data-quality.service';
 import { DataQualityIssueType as T, type DataQualityIssue } from './data-quality.types';
 import { ReconcileFixKind, ReconcileFixStatus } from './reconcile.types';
 
@@ -86,11 +88,14 @@ export async function reconcile(
   who: Actor,
   statementTimeoutMs: number,
   range: Range,
-  options: { apply: boolean; maxFixes: number },
+  options: { apply: boolean; maxFixes: number; key?: LogKey },
 ): Promise<ReconcileResult> {
   const plans = new Map<string, Plan>();
   const leftAlone: DataQualityIssue[] = [];
-  await findIssues(m, range, {}, (row) => {
+  // The report's own way (baseline.ts): only what changed since the last report is re-checked. (A
+  // reconciliation leaves the baseline to the reports: a dry run writes nothing.)
+  const second = { dataSource, principal, statementTimeoutMs };
+  await reportIssues(m, range, { key: options.key, second }, (row) => {
     if (!isFixable(row) || !row.trader_id || !row.symbol) {
       leftAlone.push(toIssue(row));
       return;

@@ -6,7 +6,7 @@ import { Position, PositionStatus } from '../position/position.entity';
 import { netBook, type Segment } from '../position/position.math';
 import { hydrate } from '../request-db';
 import { DataQualityIssueType } from './data-quality.types';
-import type { IssueRow, Range } from './data-quality.service';
+import type { IssueRow, Range, Scope } from './data-quality.service';
 
 /** Fills read per page while streaming books. */
 const PAGE = 20_000;
@@ -233,15 +233,26 @@ async function storedPositions(
  * (DOMAIN.md §4, the ledger's own rules) and compared with its stored positions. Fills are streamed
  * through a cursor in book order, a page at a time; memory holds one page and the current book.
  */
-export async function replayMismatches(m: EntityManager, range: Range, sink: (row: IssueRow) => void): Promise<void> {
+export async function replayMismatches(
+  m: EntityManager,
+  range: Range,
+  scope: Scope,
+  sink: (row: IssueRow) => void,
+): Promise<void> {
   const cursor = 'tradetrail_replay_check';
   const scoped = range.from || range.to;
+  // Some books only (the incremental report): their fills, every one.
+  const books = scope.books
+    ? `WHERE (f.trader_id, f.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))`
+    : null;
   // With a range, each book is replayed from the last point it was flat before its first position
   // opened in the range: the first fill of the flip chain's root (positions before it are outside
   // the range, and a replay from flat there is the replay of the whole book, if they are right).
   await m.query(
-    scoped
-      ? `DECLARE ${cursor} NO SCROLL CURSOR FOR
+    books
+      ? `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ${books} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`
+      : scoped
+        ? `DECLARE ${cursor} NO SCROLL CURSOR FOR
          WITH RECURSIVE chain AS (
            SELECT p.id, p.flipped_from_id, 0 AS depth FROM positions p
            WHERE ($1::timestamptz IS NULL OR p.opened_at >= $1::timestamptz) AND ($2::timestamptz IS NULL OR p.opened_at < $2::timestamptz)
@@ -258,8 +269,8 @@ export async function replayMismatches(m: EntityManager, range: Range, sink: (ro
          SELECT ${FILL_SELECT}
          JOIN starts s ON s.trader_id = f.trader_id AND s.symbol = f.symbol AND (f.executed_at, f.arrival) >= (s.executed_at, s.arrival)
          ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`
-      : `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
-    scoped ? [range.from, range.to] : [],
+        : `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
+    scope.books ? [scope.books.traderIds, scope.books.symbols] : scoped ? [range.from, range.to] : [],
   );
   try {
     let carry: LedgerFill[] = [];

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { Principal } from '../auth';
 import type { LogKey } from '../execution-log/log-key';
 import { RequestDb } from '../request-db';
-import { findIssues } from './data-quality.service';
+import { reportIssues, saveBaseline } from './baseline';
 import type { DataQualityIssueType } from './data-quality.types';
 import { reconcile } from './reconcile.service';
 import { ReconcileFixStatus } from './reconcile.types';
@@ -109,15 +109,33 @@ export class ComplianceScheduler {
     const db = new RequestDb(this.dataSource, REPORTER, this.options.statementTimeoutMs, 'read');
     let ok = false;
     try {
-      const counts = await db.run(async (m) => {
+      const result = await db.run(async (m) => {
         if (!(await tryLock(m, REPORT_LOCK)).ok) return null;
         const byType: Partial<Record<DataQualityIssueType, number>> = {};
-        await findIssues(m, { from: null, to: null }, { key: this.key }, (row) => {
-          byType[row.type] = (byType[row.type] ?? 0) + 1;
-        });
-        return byType;
+        // A complete check: the scheduled report is also what renews the baseline from scratch.
+        const run = await reportIssues(
+          m,
+          { from: null, to: null },
+          {
+            key: this.key,
+            full: true,
+            second: {
+              dataSource: this.dataSource,
+              principal: REPORTER,
+              statementTimeoutMs: this.options.statementTimeoutMs,
+            },
+          },
+          (row) => {
+            byType[row.type] = (byType[row.type] ?? 0) + 1;
+          },
+        );
+        return { byType, run };
       });
       ok = true;
+      if (result?.run.next && this.key) {
+        await saveBaseline(this.dataSource, REPORTER, this.options.statementTimeoutMs, this.key, result.run.next);
+      }
+      const counts = result?.byType;
       if (!counts) {
         this.counters.reportSkipped += 1;
         return false;
