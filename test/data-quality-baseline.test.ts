@@ -225,6 +225,27 @@ describe('the incremental data-quality report', () => {
     });
   });
 
+  it('runs its scans on one connection when no second one is free in the pool', async () => {
+    await scenario(async ({ app }) => {
+      expect((await report(app)).complete).toBe(true);
+      // Every pooled connection but the request's own busy: the second one times out (5 s), the scans run here.
+      const busy = await Promise.all(
+        Array.from({ length: 3 }, async () => {
+          const runner = app.dataSource.createQueryRunner();
+          await runner.connect();
+          return runner;
+        }),
+      );
+      try {
+        const r = await report(app);
+        expect(r).toMatchObject({ complete: false, issueCount: 1 });
+        expect(issues(r)[0].type).toBe('UNLINKED_FILLED_ORDER');
+      } finally {
+        await Promise.all(busy.map((runner) => runner.release()));
+      }
+    });
+  }, 30_000);
+
   it('does not trust a baseline edited behind its HMAC: the next report checks everything', async () => {
     await scenario(async ({ app, su }) => {
       const q = async (sql: string, params: unknown[] = []) => (await su.query(sql, params)).rows;
