@@ -54,7 +54,6 @@ interface StoredBaseline {
   mac: string;
 }
 
-/** What a report leaves for the next one. */
 /**
  * What a snapshot saw of transactions not older than its xmin (they were committed when it started, but
  * an xid alone cannot tell them from later ones): such versions are "newer" at the next report, so if
@@ -65,6 +64,7 @@ export interface Held {
   orders: string[];
 }
 
+/** What a report leaves for the next one. */
 export interface NewBaseline {
   /** The snapshot's xmin (xid8, as text) and the counts of log entries and leaves older than it. */
   xmin: string;
@@ -72,19 +72,16 @@ export interface NewBaseline {
   logEntries: string;
   logLeaves: string;
   txHorizon: string;
-  /** Per table and book, versions older than the snapshot: every book (`replace`) or the changed ones. */
+  /** Per table and book, versions older than the snapshot: every book (complete) or the changed ones. */
   books: { tbl: string; traderId: string; symbol: string; oldRows: string }[];
-  replace: boolean;
   issues: IssueRow[];
-  /** A complete check: replaces whatever is stored (an invalid baseline too, whatever its snapshot). */
+  /** A complete check: replaces whatever is stored (every book count; an invalid baseline too, whatever its snapshot). */
   complete: boolean;
 }
 
 /** How the report was made. */
 export interface ReportRun {
   mode: 'complete' | 'incremental';
-  /** Why a complete check ran (no baseline, `full`, …), or null. */
-  reason: string | null;
   /** Books and orders re-checked (incremental), or null for everything. */
   changedBooks: number | null;
   changedOrders: number | null;
@@ -151,7 +148,6 @@ export async function reportIssues(
     const counts = key ? await changeCounts(m, null, xid32(now.xmin), options.second) : null;
     run = {
       mode: 'complete',
-      reason: quick.why,
       changedBooks: null,
       changedOrders: null,
       next: counts && {
@@ -161,7 +157,6 @@ export async function reportIssues(
         logLeaves: counts.logLeaves,
         txHorizon: horizon,
         books: counts.books,
-        replace: true,
         issues,
         complete: true,
       },
@@ -371,13 +366,11 @@ async function changeCounts(
         started = true;
         return there(q);
       });
-      const [, other] = await Promise.allSettled([here(m), elsewhere]).then(([mine, theirs]) => {
-        if (mine.status === 'rejected') throw mine.reason;
-        return [mine, theirs] as const;
-      });
-      if (other.status === 'rejected') {
+      const [mine, theirs] = await Promise.allSettled([here(m), elsewhere]);
+      if (mine.status === 'rejected') throw mine.reason;
+      if (theirs.status === 'rejected') {
         // No second connection to be had (every pooled one busy): the same scans here, one after the other.
-        if (started) throw other.reason;
+        if (started) throw theirs.reason;
         await there(m);
       }
       ok = true;
@@ -480,7 +473,6 @@ async function incremental(
     issues,
     run: {
       mode: 'incremental',
-      reason: null,
       changedBooks: books.length,
       changedOrders: logAll ? null : orders.size,
       next: unchanged
@@ -492,7 +484,6 @@ async function incremental(
             logLeaves: counts.logLeaves,
             txHorizon: horizon,
             books: changedBooks,
-            replace: false,
             issues,
             complete: false,
           },
@@ -529,7 +520,7 @@ export async function saveBaseline(
       // Any result of one snapshot is a valid baseline; an incremental one never replaces a newer one
       // (it would only make the next report re-check more).
       if (!next.complete && current && BigInt(current.xmin) > BigInt(next.xmin)) return false;
-      if (next.replace) await m.query(`DELETE FROM dq_baseline_books`);
+      if (next.complete) await m.query(`DELETE FROM dq_baseline_books`);
       if (next.books.length) {
         await m.query(
           `INSERT INTO dq_baseline_books (tbl, trader_id, symbol, old_rows)
