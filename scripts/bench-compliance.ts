@@ -20,11 +20,24 @@ function keptName(value: string | undefined, option: string): string | undefined
   return value;
 }
 
+/** The measurements, in the order they run. */
+const STEPS = ['report', 'reconcile', 'verify', 'export'] as const;
+type Step = (typeof STEPS)[number];
+
+function steps(value: string | undefined): ReadonlySet<Step> {
+  if (value === undefined) return new Set(STEPS);
+  const named = value.split(',').map((s) => s.trim());
+  const unknown = named.filter((s) => !(STEPS as readonly string[]).includes(s));
+  if (unknown.length || !named.length)
+    usageError(`--only takes a comma-separated list of ${STEPS.join(', ')} (got "${value}")`);
+  return new Set(named as Step[]);
+}
+
 // The command line before the modules below load (TypeORM, the services): --help answers at once.
 const args = commandLine(
   {
     name: 'bench:compliance',
-    synopsis: '[--orders N] [--traders N] [--statement-timeout-ms N] [--keep NAME | --reuse NAME]',
+    synopsis: '[--orders N] [--traders N] [--statement-timeout-ms N] [--keep NAME | --reuse NAME] [--only STEPS]',
     about:
       'The compliance toolkit at scale: builds N orders with their fills, positions and sealed log entries\n' +
       "(with a known set of planted problems), checks a sample with the server's own code, starts the real\n" +
@@ -55,6 +68,12 @@ const args = commandLine(
         value: 'NAME',
         help: 'measure a database an earlier --keep NAME built, without building (a 1,000,000-order build takes ~15 min)',
       },
+      only: {
+        type: 'string',
+        value: 'STEPS',
+        help: `the measurements to run, comma-separated: ${STEPS.join(', ')}`,
+        default: 'all of them',
+      },
     },
     notes:
       "Uses DATABASE_URL's server when set (a scratch database, dropped afterwards), else a temporary\n" +
@@ -66,6 +85,7 @@ const args = commandLine(
     statementTimeout: wholeNumber(values['statement-timeout-ms'], '--statement-timeout-ms', 100, 3_600_000),
     keep: keptName(values.keep, '--keep'),
     reuse: keptName(values.reuse, '--reuse'),
+    only: steps(values.only),
   }),
 );
 
@@ -230,7 +250,7 @@ function reviveData(d: ComplianceData): ComplianceData {
 }
 
 async function main(): Promise<void> {
-  const { orders, traders, statementTimeout, keep, reuse } = args;
+  const { orders, traders, statementTimeout, keep, reuse, only } = args;
   const scratch =
     keep || reuse ? await keptDatabase((keep ?? reuse)!, !!keep) : await scratchDatabase('tt_bench_compliance');
   const keptFile = path.join(os.tmpdir(), `tradetrail-bench-${keep ?? reuse}.json`);
@@ -366,27 +386,30 @@ async function main(): Promise<void> {
     };
     // The first report checks everything and keeps its result as the baseline; the next ones re-check
     // only what changed since (nothing here, so they measure the change detection).
-    await report(`dataQualityReport(full: true), whole range (${SPAN(data)})`, { ...range, full: true }, true);
-    for (let i = 1; i <= 3; i++) await report(`dataQualityReport, whole range, incremental (${i} of 3)`, range, true);
-    await report(`dataQualityReport, one day (${day.from.slice(0, 10)})`, day, false);
-
-    // A dry run changes nothing; it needs the right to fix, so it is asked as an admin.
-    const reconcile = await measured(pid, () =>
-      graphql<{ reconcile: Reconciliation }>(url, adminToken, RECONCILE, range),
-    );
-    const rec = reconcile.result.data?.reconcile;
-    const kinds = new Map<string, number>();
-    for (const kind of (rec?.fixes ?? []).flatMap((f) => f.kinds)) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-    done({
-      what: 'reconcile(apply: false), whole range',
-      seconds: reconcile.seconds,
-      result: rec
-        ? `${rec.proposed} books to fix (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}), ${rec.deferred} deferred, ` +
-          `${rec.leftAlone.length} issues left alone; fixed ${rec.fixed}, failed ${rec.failed}`
-        : errorText(reconcile.result),
-      serverMb: reconcile.serverMb,
-      selfMb: reconcile.selfMb,
-    });
+    if (only.has('report')) {
+      await report(`dataQualityReport(full: true), whole range (${SPAN(data)})`, { ...range, full: true }, true);
+      for (let i = 1; i <= 3; i++) await report(`dataQualityReport, whole range, incremental (${i} of 3)`, range, true);
+      await report(`dataQualityReport, one day (${day.from.slice(0, 10)})`, day, false);
+    }
+    if (only.has('reconcile')) {
+      // A dry run changes nothing; it needs the right to fix, so it is asked as an admin.
+      const reconcile = await measured(pid, () =>
+        graphql<{ reconcile: Reconciliation }>(url, adminToken, RECONCILE, range),
+      );
+      const rec = reconcile.result.data?.reconcile;
+      const kinds = new Map<string, number>();
+      for (const kind of (rec?.fixes ?? []).flatMap((f) => f.kinds)) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      done({
+        what: 'reconcile(apply: false), whole range',
+        seconds: reconcile.seconds,
+        result: rec
+          ? `${rec.proposed} books to fix (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}), ${rec.deferred} deferred, ` +
+            `${rec.leftAlone.length} issues left alone; fixed ${rec.fixed}, failed ${rec.failed}`
+          : errorText(reconcile.result),
+        serverMb: reconcile.serverMb,
+        selfMb: reconcile.selfMb,
+      });
+    }
 
     type Verification = {
       valid: boolean;
@@ -396,44 +419,50 @@ async function main(): Promise<void> {
       moreProblems: number;
       problems: { kind: string; message: string }[];
     };
-    const verify = await measured(pid, () => graphql<{ verifyLedger: Verification }>(url, token, VERIFY));
-    const v = verify.result.data?.verifyLedger;
-    failed ||= !v?.valid;
-    done({
-      what: 'verifyLedger (every entry)',
-      seconds: verify.seconds,
-      result: v
-        ? `${v.valid ? 'valid' : 'INVALID'}: ${v.entriesVerified} entries verified = ${Math.round(v.entriesVerified / verify.seconds)}/s, ` +
-          `tree ${v.treeSize}, pending ${v.pendingEntries}` +
-          (v.problems.length ? `; ${v.problems.length + v.moreProblems} problems, first: ${v.problems[0].message}` : '')
-        : errorText(verify.result),
-      serverMb: verify.serverMb,
-      selfMb: verify.selfMb,
-    });
+    if (only.has('verify')) {
+      const verify = await measured(pid, () => graphql<{ verifyLedger: Verification }>(url, token, VERIFY));
+      const v = verify.result.data?.verifyLedger;
+      failed ||= !v?.valid;
+      done({
+        what: 'verifyLedger (every entry)',
+        seconds: verify.seconds,
+        result: v
+          ? `${v.valid ? 'valid' : 'INVALID'}: ${v.entriesVerified} entries verified = ${Math.round(v.entriesVerified / verify.seconds)}/s, ` +
+            `tree ${v.treeSize}, pending ${v.pendingEntries}` +
+            (v.problems.length
+              ? `; ${v.problems.length + v.moreProblems} problems, first: ${v.problems[0].message}`
+              : '')
+          : errorText(verify.result),
+        serverMb: verify.serverMb,
+        selfMb: verify.selfMb,
+      });
+    }
 
     // 5. The export of the largest trader (about 1,000,000 rows at the default size).
-    const [whale, small] = (await ds.query(
-      `SELECT t.id, (SELECT count(*) FROM orders o WHERE o.trader_id = t.id)::int
+    if (only.has('export')) {
+      const [whale, small] = (await ds.query(
+        `SELECT t.id, (SELECT count(*) FROM orders o WHERE o.trader_id = t.id)::int
          + (SELECT count(*) FROM fills f WHERE f.trader_id = t.id)::int
          + (SELECT count(*) FROM fill_corrections c WHERE c.trader_id = t.id)::int
          + (SELECT count(*) FROM execution_logs l WHERE l.trader_id = t.id)::int AS rows
        FROM traders t WHERE t.external_ref IN ('CB-1', 'CB-2') ORDER BY t.external_ref`,
-    )) as { id: string; rows: number }[];
-    // Warm-up (JIT, plans) on a small trader, not reported.
-    for (const format of ['ndjson', 'csv'])
-      await exportOnce(url, `/export/traders/${small.id}?format=${format}`, token);
-    for (const format of ['ndjson', 'csv'] as const) {
-      const r = await measured(pid, () => exportOnce(url, `/export/traders/${whale.id}?format=${format}`, token));
-      const e = r.result;
-      const note =
-        e.status !== 200 ? ` (HTTP ${e.status})` : e.rows !== whale.rows ? ` (expected ${whale.rows} rows)` : '';
-      done({
-        what: `export of the largest trader, ${format}`,
-        seconds: e.seconds,
-        result: `${e.rows} rows, ${(e.bytes / 2 ** 20).toFixed(0)} MB = ${Math.round(e.rowsPerSecond)} rows/s${note}`,
-        serverMb: r.serverMb,
-        selfMb: r.selfMb,
-      });
+      )) as { id: string; rows: number }[];
+      // Warm-up (JIT, plans) on a small trader, not reported.
+      for (const format of ['ndjson', 'csv'])
+        await exportOnce(url, `/export/traders/${small.id}?format=${format}`, token);
+      for (const format of ['ndjson', 'csv'] as const) {
+        const r = await measured(pid, () => exportOnce(url, `/export/traders/${whale.id}?format=${format}`, token));
+        const e = r.result;
+        const note =
+          e.status !== 200 ? ` (HTTP ${e.status})` : e.rows !== whale.rows ? ` (expected ${whale.rows} rows)` : '';
+        done({
+          what: `export of the largest trader, ${format}`,
+          seconds: e.seconds,
+          result: `${e.rows} rows, ${(e.bytes / 2 ** 20).toFixed(0)} MB = ${Math.round(e.rowsPerSecond)} rows/s${note}`,
+          serverMb: r.serverMb,
+          selfMb: r.selfMb,
+        });
+      }
     }
   } finally {
     if (lines.length) {

@@ -500,7 +500,7 @@ describe('exporting 100,000 rows', () => {
     expect(env.http.statements.log[0]).toBe(
       `START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL ROLE tradetrail_app; ` +
         `SET LOCAL tradetrail.role = 'trader'; SET LOCAL tradetrail.trader_id = '${traderId}'; ` +
-        `SET LOCAL statement_timeout = ${cfg.statementTimeoutMs}`,
+        `SET LOCAL statement_timeout = ${cfg.statementTimeoutMs}; SET LOCAL jit = off`,
     );
     expect(
       env.http.statements.log.filter((s) => s.startsWith('DECLARE tradetrail_export NO SCROLL CURSOR')),

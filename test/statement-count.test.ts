@@ -100,14 +100,15 @@ describe('statements per request', () => {
     expect(large.statements.count).toBe(EXPECTED_STATEMENTS);
     // All of them on one connection, in one read-only transaction.
     expect(large.statements.clients.size).toBe(1);
-    expect(large.statements.log.slice(0, 5)).toEqual([
+    expect(large.statements.log.slice(0, 6)).toEqual([
       'START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY',
       'SET LOCAL ROLE tradetrail_app',
       "SET LOCAL tradetrail.role = 'admin'",
       "SET LOCAL tradetrail.trader_id = ''",
       'SET LOCAL statement_timeout = 10000',
+      'SET LOCAL jit = off',
     ]);
-    expect(large.statements.log[5]).toMatch(/FROM "positions" t/);
+    expect(large.statements.log[6]).toMatch(/FROM "positions" t/);
     expect(large.statements.log.at(-1)).toBe('COMMIT');
   });
 

@@ -4,7 +4,16 @@ import type { Principal } from '../auth';
 import { BadUserInputError, ReadOnlyError } from '../errors';
 import type { LogKey } from '../execution-log/log-key';
 import { RequestDb } from '../request-db';
-import { EVERYTHING, findIssues, type IssueRow, type Range, REPORT_ORDER, type Scope } from './data-quality.service';
+import {
+  EVERYTHING,
+  filledInRange,
+  findIssues,
+  type IssueRow,
+  type LinkCounts,
+  type Range,
+  REPORT_ORDER,
+  type Scope,
+} from './data-quality.service';
 import { DataQualityIssueType as T } from './data-quality.types';
 
 /**
@@ -87,6 +96,8 @@ export interface ReportRun {
   changedOrders: number | null;
   /** What to save as the next baseline (null: nothing to save, no log key). */
   next: NewBaseline | null;
+  /** The filled and linked orders of the range, when `linkRange` asked for them and the orders were scanned (with a log key). */
+  link: LinkCounts | null;
 }
 
 const macOf = (key: LogKey, b: Omit<StoredBaseline, 'mac'>, booksDigest: string, issuesDigest: string): string =>
@@ -124,7 +135,14 @@ const bookOf = (traderId: string | null, symbol: string | null) => `${traderId}|
 export async function reportIssues(
   m: EntityManager,
   range: Range,
-  options: { types?: readonly T[] | null; key?: LogKey; full?: boolean; second?: SecondConnection },
+  options: {
+    types?: readonly T[] | null;
+    key?: LogKey;
+    full?: boolean;
+    second?: SecondConnection;
+    /** Count the range's filled and linked orders in the scan of the orders (`run.link`). */
+    linkRange?: Range;
+  },
   sink: (row: IssueRow) => void,
 ): Promise<ReportRun> {
   if (range.from && range.to && range.from >= range.to) {
@@ -139,24 +157,26 @@ export async function reportIssues(
   let issues: IssueRow[];
   const base =
     key && !options.full ? await storedBaseline(m, now.xmin) : { why: options.full ? 'full: true' : 'no log key' };
-  const quick = 'why' in base ? base : await incremental(m, key!, base, now.xmin, horizon, options.second);
+  const scan: Scan = { second: options.second, linkRange: options.linkRange };
+  const quick = 'why' in base ? base : await incremental(m, key!, base, now.xmin, horizon, scan);
   if (!('why' in quick)) {
     ({ run, issues } = quick);
   } else {
     issues = [];
     await findIssues(m, { from: null, to: null }, { key }, (row) => issues.push(row));
-    const counts = key ? await changeCounts(m, null, xid32(now.xmin), options.second) : null;
+    const counts = key ? await changeCounts(m, null, xid32(now.xmin), scan) : null;
     run = {
       mode: 'complete',
       changedBooks: null,
       changedOrders: null,
+      link: counts?.link ?? null,
       next: counts && {
         xmin: now.xmin,
-        held: counts.held,
+        held: heldOf(counts),
         logEntries: counts.logEntries,
         logLeaves: counts.logLeaves,
         txHorizon: horizon,
-        books: counts.books,
+        books: counts.books.map(baselineBook),
         issues,
         complete: true,
       },
@@ -237,20 +257,132 @@ export interface SecondConnection {
   dataSource: DataSource;
   principal: Principal;
   statementTimeoutMs: number;
-  /** More reading in the same snapshot, on the second connection once its scans are done (the link rate). */
-  alongside?: (m: EntityManager) => Promise<unknown>;
+}
+
+/** One book's versions in one table: all of them, those newer than the baseline, and newer than the next one. */
+interface BookCount {
+  tbl: BookTable;
+  traderId: string;
+  symbol: string;
+  total: bigint;
+  changed: number;
+  next: number;
 }
 
 interface Counts {
-  held: Held;
-  books: NewBaseline['books'];
-  changed: { tbl: string; traderId: string; symbol: string; oldRows: string; changed: number }[];
+  /** Per table and book (for an incremental report: only the books with a newer version, see `quick`). */
+  books: BookCount[];
+  /**
+   * Incremental reports, per table: its versions older than the baseline, and the books with a newer
+   * one (whose counts are in `books`). The other books' old counts are the baseline's unless a version
+   * was deleted; `incremental` tells by the sum, and counts every book of a table where it differs.
+   */
+  quick: Map<BookTable, { old: bigint; dirty: Set<string> }>;
   logEntries: string;
   logLeaves: string;
   logOld: string;
   leavesOld: string;
   changedOrders: string[];
+  heldOrders: string[];
+  link: LinkCounts | null;
 }
+
+/** Where the change scans run, and whether the orders' scan also counts the link rate's orders. */
+interface Scan {
+  second?: SecondConnection;
+  linkRange?: Range;
+}
+
+// "Newer than x": 0 ≤ age(xmin) ≤ age(x), both ages in the same statement (age() counts from the
+// transaction's own latest xid, which differs between the two connections), age(x) once (InitPlan).
+// A negative age (a version from more than 2^31 transactions ago) counts as old; a newer version can
+// never look old while the baseline is under 2^30 old. $1 is the baseline's xid, $2 the next one's.
+// Newer than $2 implies newer than $1 (the baseline is older), so "newer than $2" is only evaluated
+// for the few rows newer than the baseline: one test per row. (Without a baseline, $1 is $2.)
+const newer = (param: '$1' | '$2') => `(a BETWEEN 0 AND (SELECT age(${param}::xid)))`;
+
+/** Order ids of newer versions, `+` when also newer than $2 (see `tagged`). */
+const TAGGED_IDS = `array_agg(id::text || CASE WHEN ${newer('$2')} THEN '+' ELSE '' END) FILTER (WHERE ${newer('$1')})`;
+
+/** The link rate's orders in the orders' scan ($3, $4: the range). */
+const LINK_COLUMNS = `${filledInRange('$3', '$4')} AS f, position_id IS NOT NULL AS l, `;
+const LINK_COUNTS = `count(*) FILTER (WHERE f)::int AS filled, count(*) FILTER (WHERE f AND l)::int AS linked`;
+
+/**
+ * Per book of `tbl` (every book, or those of `only`), its versions: all, newer than $1, newer than $1
+ * and $2 (one GROUP BY over the table: hashing every row's book is most of a scan's cost).
+ */
+async function countBooks(
+  q: EntityManager,
+  tbl: BookTable,
+  params: unknown[],
+  only?: readonly string[],
+  orders?: { tagged: (ids: string[] | null) => void; linkRange?: Range; link: (c: LinkCounts) => void },
+): Promise<BookCount[]> {
+  const ids = orders ? `, ${TAGGED_IDS} AS newer` : '';
+  const withLink = orders?.linkRange;
+  const where = only ? `WHERE (trader_id, symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[]))` : '';
+  const rows = (await q.query(
+    `SELECT trader_id::text, symbol, count(*)::text AS total, count(*) FILTER (WHERE ${newer('$1')})::int AS changed,
+       count(*) FILTER (WHERE ${newer('$1')} AND ${newer('$2')})::int AS changed_next${ids}${withLink ? `, ${LINK_COUNTS}` : ''}
+     FROM (SELECT ${orders ? 'id, ' : ''}${withLink ? LINK_COLUMNS : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} o ${where} OFFSET 0) x
+     GROUP BY trader_id, symbol`,
+    only
+      ? [...params, only.map((b) => splitBook(b)[0]), only.map((b) => splitBook(b)[1])]
+      : withLink
+        ? [...params, withLink.from, withLink.to]
+        : params,
+  )) as {
+    trader_id: string;
+    symbol: string;
+    total: string;
+    changed: number;
+    changed_next: number;
+    newer?: string[] | null;
+    filled?: number;
+    linked?: number;
+  }[];
+  const link: LinkCounts = { filled: 0, linked: 0 };
+  const out: BookCount[] = [];
+  for (const r of rows) {
+    orders?.tagged(r.newer ?? null);
+    link.filled += r.filled ?? 0;
+    link.linked += r.linked ?? 0;
+    out.push({
+      tbl,
+      traderId: r.trader_id,
+      symbol: r.symbol,
+      total: BigInt(r.total),
+      changed: r.changed,
+      next: r.changed_next,
+    });
+  }
+  if (withLink) orders.link(link);
+  return out;
+}
+
+/** A book count as the next baseline keeps it: its versions older than the next snapshot. */
+const baselineBook = (b: BookCount): NewBaseline['books'][number] => ({
+  tbl: b.tbl,
+  traderId: b.traderId,
+  symbol: b.symbol,
+  oldRows: String(b.total - BigInt(b.next)),
+});
+
+/** What the next snapshot saw of transactions not older than its xmin (see Held). */
+function heldOf(counts: Counts): Held {
+  const books = new Map<string, [string, string]>();
+  for (const b of counts.books) if (b.next > 0) books.set(bookOf(b.traderId, b.symbol), [b.traderId, b.symbol]);
+  return {
+    books: [...books].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, book]) => book),
+    orders: counts.heldOrders,
+  };
+}
+
+const splitBook = (book: string): [string, string] => {
+  const bar = book.indexOf('|');
+  return [book.slice(0, bar), book.slice(bar + 1)];
+};
 
 /**
  * Per book table and book, the versions older than `since` (xid, or null: every version) and those
@@ -258,36 +390,20 @@ interface Counts {
  * versions. One scan of each table, `age(xmin)` computed once per row (OFFSET 0 keeps it so). The
  * scans are split over the report's connection and, when `second` is given, a second one that
  * imports the report's snapshot: PostgreSQL scans on both cores at once.
+ *
+ * With a baseline (`since`), a book table's scan only counts its versions older than the baseline and
+ * lists the books with a newer one (no GROUP BY: about half the cost per row); those books alone are
+ * then counted per book (`quick`).
  */
 async function changeCounts(
   m: EntityManager,
   since: string | null,
   next: string,
-  second: SecondConnection | undefined,
+  { second, linkRange }: Scan,
   afterHere?: (m: EntityManager) => Promise<void>,
 ): Promise<Counts> {
-  // "Newer than x": 0 ≤ age(xmin) ≤ age(x), both ages in the same statement (age() counts from the
-  // transaction's own latest xid, which differs between the two connections), age(x) once (InitPlan).
-  // A negative age (a version from more than 2^31 transactions ago) counts as old; a newer version can
-  // never look old while the baseline is under 2^30 old.
-  // Newer than `next` implies newer than `since` (the baseline is older), so "newer than next" is only
-  // evaluated for the few rows newer than the baseline: one test per row. (Without a baseline, `since`
-  // is `next`; only the counts against `next` are used then.)
-  const params = [since ?? next, next];
-  const newer = (param: '$1' | '$2') => `(a BETWEEN 0 AND (SELECT age(${param}::xid)))`;
-  const minus = (total: string, n: number) => String(BigInt(total) - BigInt(n));
-  const out: Counts = {
-    held: { books: [], orders: [] },
-    books: [],
-    changed: [],
-    logEntries: '0',
-    logLeaves: '0',
-    logOld: '0',
-    leavesOld: '0',
-    changedOrders: [],
-  };
+  const params: unknown[] = [since ?? next, next];
   const orders = new Set<string>();
-  const held = new Set<string>();
   const heldOrders = new Set<string>();
   /** Order ids of versions newer than the baseline, `+` when also newer than `next`: how many had `+`. */
   const tagged = (ids: string[] | null | undefined): number => {
@@ -303,34 +419,40 @@ async function changeCounts(
     }
     return changedNext;
   };
-  const bookTable = async (q: EntityManager, tbl: BookTable) => {
-    // An order's newer versions are also orders to re-check against their log (ORDER_LOG_MISMATCH).
-    const ids =
-      tbl === 'orders'
-        ? `, array_agg(id::text || CASE WHEN ${newer('$2')} THEN '+' ELSE '' END) FILTER (WHERE ${newer('$1')}) AS newer`
-        : '';
-    const rows = (await q.query(
-      `SELECT trader_id::text, symbol, count(*)::text AS total, count(*) FILTER (WHERE ${newer('$1')})::int AS changed,
-         count(*) FILTER (WHERE ${newer('$1')} AND ${newer('$2')})::int AS changed_next${ids}
-       FROM (SELECT ${tbl === 'orders' ? 'id, ' : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} OFFSET 0) x
-       GROUP BY trader_id, symbol`,
-      params,
-    )) as {
-      trader_id: string;
-      symbol: string;
-      total: string;
-      changed: number;
-      changed_next: number;
-      newer?: string[] | null;
-    }[];
-    for (const r of rows) {
-      tagged(r.newer);
-      if (r.changed_next > 0) held.add(bookOf(r.trader_id, r.symbol));
-      out.books.push({ tbl, traderId: r.trader_id, symbol: r.symbol, oldRows: minus(r.total, r.changed_next) });
-      const oldRows = minus(r.total, r.changed);
-      out.changed.push({ tbl, traderId: r.trader_id, symbol: r.symbol, oldRows, changed: r.changed });
-    }
+  const out: Counts = {
+    books: [],
+    quick: new Map(),
+    logEntries: '0',
+    logLeaves: '0',
+    logOld: '0',
+    leavesOld: '0',
+    changedOrders: [],
+    heldOrders: [],
+    link: null,
   };
+  const ordersOf = (tbl: BookTable) =>
+    tbl === 'orders' ? { tagged, linkRange, link: (c: LinkCounts) => (out.link = c) } : undefined;
+  const bookTable = async (q: EntityManager, tbl: BookTable) => {
+    if (since === null) {
+      out.books.push(...(await countBooks(q, tbl, params, undefined, ordersOf(tbl))));
+      return;
+    }
+    const withLink = tbl === 'orders' && linkRange;
+    const [r] = (await q.query(
+      `SELECT count(*) FILTER (WHERE NOT ${newer('$1')})::text AS old,
+         array_agg(DISTINCT trader_id::text || '|' || symbol) FILTER (WHERE ${newer('$1')}) AS dirty
+         ${tbl === 'orders' ? `, ${TAGGED_IDS} AS newer` : ''}${withLink ? `, ${LINK_COUNTS}` : ''}
+       FROM (SELECT ${tbl === 'orders' ? 'id, ' : ''}${withLink ? LINK_COLUMNS : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} o OFFSET 0) x`,
+      // ($2 only in the orders' ids.)
+      withLink ? [...params, linkRange.from, linkRange.to] : tbl === 'orders' ? params : params.slice(0, 1),
+    )) as { old: string; dirty: string[] | null; newer?: string[] | null; filled?: number; linked?: number }[];
+    tagged(r.newer);
+    if (withLink) out.link = { filled: r.filled!, linked: r.linked! };
+    const dirty = r.dirty ?? [];
+    out.quick.set(tbl, { old: BigInt(r.old), dirty: new Set(dirty) });
+    if (dirty.length) out.books.push(...(await countBooks(q, tbl, params, dirty)));
+  };
+  const logCounts = new Map<string, { old: string; next: string }>();
   const logTable = async (q: EntityManager, tbl: 'execution_logs' | 'log_leaves') => {
     const [r] = (await q.query(
       `SELECT count(*)::text AS total,
@@ -339,14 +461,15 @@ async function changeCounts(
       params,
     )) as { total: string; newer: string[] | null }[];
     const changedNext = tagged(r.newer);
-    const counts = { old: minus(r.total, r.newer?.length ?? 0), next: minus(r.total, changedNext) };
-    if (tbl === 'execution_logs') Object.assign(out, { logOld: counts.old, logEntries: counts.next });
-    else Object.assign(out, { leavesOld: counts.old, logLeaves: counts.next });
+    const total = BigInt(r.total);
+    logCounts.set(tbl, {
+      old: String(total - BigInt(r.newer?.length ?? 0)),
+      next: String(total - BigInt(changedNext)),
+    });
   };
   // About half of the work each: the log alone is as large as everything else.
   const here = async (q: EntityManager) => {
     await logTable(q, 'execution_logs');
-    await bookTable(q, 'positions');
     await bookTable(q, 'fill_corrections');
     if (afterHere) await afterHere(q);
   };
@@ -354,7 +477,7 @@ async function changeCounts(
     await bookTable(q, 'fills');
     await bookTable(q, 'orders');
     await logTable(q, 'log_leaves');
-    if (second?.alongside) await second.alongside(q);
+    await bookTable(q, 'positions');
   };
   if (second) {
     const [{ snapshot }] = (await m.query(`SELECT pg_export_snapshot() AS snapshot`)) as { snapshot: string }[];
@@ -381,14 +504,11 @@ async function changeCounts(
     await here(m);
     await there(m);
   }
+  const log = logCounts.get('execution_logs')!;
+  const leaves = logCounts.get('log_leaves')!;
+  Object.assign(out, { logOld: log.old, logEntries: log.next, leavesOld: leaves.old, logLeaves: leaves.next });
   out.changedOrders = [...orders];
-  out.held = {
-    books: out.books
-      .filter((b) => held.delete(bookOf(b.traderId, b.symbol)))
-      .map((b): [string, string] => [b.traderId, b.symbol])
-      .sort((a, b) => (bookOf(...a) < bookOf(...b) ? -1 : 1)),
-    orders: [...heldOrders].sort(),
-  };
+  out.heldOrders = [...heldOrders].sort();
   return out;
 }
 
@@ -399,28 +519,46 @@ async function incremental(
   baseline: StoredBaseline,
   xmin: string,
   horizon: string,
-  second: SecondConnection | undefined,
+  scan: Scan,
 ): Promise<{ run: ReportRun; issues: IssueRow[] } | { why: string }> {
   // The baseline's HMAC is checked on the report's connection while the second one still scans.
   let trusted = { why: 'not read' } as Awaited<ReturnType<typeof authenticate>>;
-  const counts = await changeCounts(m, xid32(baseline.xmin), xid32(xmin), second, async (q) => {
+  const counts = await changeCounts(m, xid32(baseline.xmin), xid32(xmin), scan, async (q) => {
     trusted = await authenticate(q, key, baseline);
   });
   if ('why' in trusted) return trusted;
   const known = trusted.issues;
-  // Books with a newer version, or fewer old versions than the baseline counted.
   const stored = new Map(trusted.books.map((r) => [`${r.tbl}|${bookOf(r.trader_id, r.symbol)}`, r]));
+  // A table scanned without its books (`quick`): the books without a newer version kept the baseline's
+  // old counts unless one lost a version (deleted, or rewritten into another book); an old version never
+  // comes back, so their sum tells. Where it differs, every book of the table is counted, to find which.
+  for (const [tbl, quick] of counts.quick) {
+    let clean = quick.old;
+    for (const b of counts.books) if (b.tbl === tbl) clean -= b.total - BigInt(b.changed);
+    let before = 0n;
+    for (const r of trusted.books) {
+      if (r.tbl === tbl && !quick.dirty.has(bookOf(r.trader_id, r.symbol))) before += BigInt(r.old_rows);
+    }
+    if (clean !== before) {
+      const all = await countBooks(m, tbl, [xid32(baseline.xmin), xid32(xmin)]);
+      counts.books = counts.books.filter((b) => b.tbl !== tbl).concat(all);
+      counts.quick.delete(tbl);
+    }
+  }
+  // Books with a newer version, or fewer old versions than the baseline counted.
   const dirty = new Map<string, { traderId: string; symbol: string }>();
   const seen = new Set<string>();
-  for (const c of counts.changed) {
+  for (const c of counts.books) {
     const k = `${c.tbl}|${bookOf(c.traderId, c.symbol)}`;
     seen.add(k);
-    if (c.changed > 0 || (stored.get(k)?.old_rows ?? '0') !== c.oldRows) {
+    if (c.changed > 0 || (stored.get(k)?.old_rows ?? '0') !== String(c.total - BigInt(c.changed))) {
       dirty.set(bookOf(c.traderId, c.symbol), { traderId: c.traderId, symbol: c.symbol });
     }
   }
-  // A book with every row gone from a table.
-  const gone = [...stored].filter(([k, r]) => !seen.has(k) && r.old_rows !== '0').map(([, r]) => r);
+  // A book with every row gone from a table counted per book.
+  const gone = [...stored]
+    .filter(([k, r]) => !counts.quick.has(r.tbl as BookTable) && !seen.has(k) && r.old_rows !== '0')
+    .map(([, r]) => r);
   for (const r of gone) dirty.set(bookOf(r.trader_id, r.symbol), { traderId: r.trader_id, symbol: r.symbol });
   // Books and orders with versions the baseline saw but could not date before its xmin (see Held).
   for (const [traderId, symbol] of baseline.held.books) dirty.set(bookOf(traderId, symbol), { traderId, symbol });
@@ -465,6 +603,7 @@ async function incremental(
   });
   const issues = [...standing, ...fresh];
   const changedBooks = counts.books
+    .map(baselineBook)
     .filter((b) => stored.get(`${b.tbl}|${bookOf(b.traderId, b.symbol)}`)?.old_rows !== b.oldRows)
     .concat(gone.map((r) => ({ tbl: r.tbl, traderId: r.trader_id, symbol: r.symbol, oldRows: '0' })));
   // Nothing newer than the baseline: it stays as it is (saving it again would change nothing).
@@ -475,11 +614,12 @@ async function incremental(
       mode: 'incremental',
       changedBooks: books.length,
       changedOrders: logAll ? null : orders.size,
+      link: counts.link,
       next: unchanged
         ? null
         : {
             xmin,
-            held: counts.held,
+            held: heldOf(counts),
             logEntries: counts.logEntries,
             logLeaves: counts.logLeaves,
             txHorizon: horizon,

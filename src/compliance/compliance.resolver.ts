@@ -1,10 +1,17 @@
 import { Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
-import type { EntityManager } from 'typeorm';
 import { requireRole } from '../auth';
 import type { Context } from '../context';
 import { BadUserInputError } from '../errors';
 import { reportIssues, saveBaseline } from './baseline';
-import { type IssueRow, issueKey, linkRate, REPORT_ORDER, SEVERITY, toIssue } from './data-quality.service';
+import {
+  type IssueRow,
+  issueKey,
+  linkRate,
+  linkSummary,
+  REPORT_ORDER,
+  SEVERITY,
+  toIssue,
+} from './data-quality.service';
 import { DataQualityReport, DataQualityReportArgs, type DataQualityIssueType } from './data-quality.types';
 import { reconcile } from './reconcile.service';
 import { ReconcileArgs, ReconcileFixStatus, Reconciliation } from './reconcile.types';
@@ -39,22 +46,21 @@ export class ComplianceResolver {
       page = page.slice(0, keep);
     };
     const { run, ...summary } = await ctx.db.run(async (m) => {
-      // The link rate is read on the report's second connection, while its own scans finish.
-      let rate: Awaited<ReturnType<typeof linkRate>> | undefined;
+      // The link rate comes with the report's scan of the orders when it makes one.
       const second = {
         dataSource: ctx.db.dataSource,
         principal: ctx.principal,
         statementTimeoutMs: ctx.db.statementTimeoutMs,
-        alongside: async (q: EntityManager) => (rate = await linkRate(q, range)),
       };
-      const run = await reportIssues(m, range, { types: a.types, key: ctx.log.key, full: a.full, second }, (row) => {
+      const options = { types: a.types, key: ctx.log.key, full: a.full, second, linkRange: range };
+      const run = await reportIssues(m, range, options, (row) => {
         counts.set(row.type, (counts.get(row.type) ?? 0) + 1);
         const key = issueKey(row);
         if (after !== null && key <= after) return;
         page.push({ key, row });
         if (page.length > 4 * keep) trim();
       });
-      return { run, ...(rate ?? (await linkRate(m, range))) };
+      return { run, ...(run.link ? linkSummary(run.link) : await linkRate(m, range)) };
     });
     if (run.next && ctx.log.key) {
       await saveBaseline(ctx.db.dataSource, ctx.principal, ctx.db.statementTimeoutMs, ctx.log.key, run.next);

@@ -460,19 +460,35 @@ export interface ReportSummary {
   linkRate: string | null;
 }
 
-/** Link rate and counts of filled orders in the range. */
+/** Which orders count for the link rate: filled (at all) and created in the range ($from, $to: the parameters' names). */
+export const filledInRange = (from: string, to: string) =>
+  `(o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND (${from}::timestamptz IS NULL OR o.created_at >= ${from}::timestamptz) ` +
+  `AND (${to}::timestamptz IS NULL OR o.created_at < ${to}::timestamptz)`;
+
+/** Filled orders and the linked ones among them. */
+export interface LinkCounts {
+  filled: number;
+  linked: number;
+}
+
+export const linkSummary = ({
+  filled,
+  linked,
+}: LinkCounts): Pick<ReportSummary, 'filledOrders' | 'linkedFilledOrders' | 'linkRate'> => ({
+  filledOrders: filled,
+  linkedFilledOrders: linked,
+  linkRate: filled ? new Dec(linked).dividedBy(filled).toDecimalPlaces(6).toFixed() : null,
+});
+
+/** Link rate and counts of filled orders in the range (the report reads them in its scan of the orders when it makes one). */
 export async function linkRate(
   m: EntityManager,
   range: Range,
 ): Promise<Pick<ReportSummary, 'filledOrders' | 'linkedFilledOrders' | 'linkRate'>> {
   const [r] = (await m.query(
     `SELECT count(*)::int AS filled, count(*) FILTER (WHERE o.position_id IS NOT NULL)::int AS linked
-     FROM orders o WHERE (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}`,
+     FROM orders o WHERE ${filledInRange('$1', '$2')}`,
     [range.from, range.to],
-  )) as { filled: number; linked: number }[];
-  return {
-    filledOrders: r.filled,
-    linkedFilledOrders: r.linked,
-    linkRate: r.filled ? new Dec(r.linked).dividedBy(r.filled).toDecimalPlaces(6).toFixed() : null,
-  };
+  )) as LinkCounts[];
+  return linkSummary(r);
 }

@@ -175,9 +175,9 @@ interface CursorRow {
  * its fills (k 1, in execution time, then arrival; each with its corrections) and its log entries
  * (k 2, in seq order; exactly the canonical encoding's fields, and the entry's leaf in the Merkle tree,
  * read here rather than through leavesOf: one index look-up in the cursor instead of a statement per
- * batch). The orders come from an index in
- * that order and each order's few rows are sorted on their own (an incremental sort), so the first
- * rows come at once and PostgreSQL sorts nothing large. Records are JSON text made by PostgreSQL
+ * batch). The orders are selected and sorted first
+ * (an index look-up of the trader, the position or the order) and each order's few rows are sorted on
+ * their own (an incremental sort), so PostgreSQL sorts only the orders themselves. Records are JSON text made by PostgreSQL
  * (row_to_json: compact, numbers as their numeric text), so NDJSON passes them through unparsed.
  */
 function cursorSql(request: ExportRequest, where: SqlWhere): string {
@@ -195,8 +195,11 @@ function cursorSql(request: ExportRequest, where: SqlWhere): string {
   const corrections = `coalesce((SELECT json_agg(row_to_json(cr) ORDER BY c.seq)
     FROM fill_corrections c CROSS JOIN LATERAL (SELECT ${selectList(CORRECTION_FIELDS)}) cr
     WHERE c.fill_id = f.id), '[]')`;
+  // The orders, sorted on their own first: the trail's rows then come in order with a sort per order
+  // (an incremental sort). Left to itself, a cursor's plan walks every order by time and filters out the
+  // other traders' (a fast start, but at 1,000,000 orders it read 1.6 million pages instead of 0.7).
   return `SELECT x.k, x.id, x.payload, x.corrections, x.leaf, x.leaf_hash
-    FROM orders o
+    FROM (SELECT * FROM orders o ${where} ORDER BY o.created_at, o.id) o
     CROSS JOIN LATERAL (
       SELECT 0 AS k, NULL::timestamptz AS t, 0::bigint AS n, o.id, row_to_json(r)::text AS payload, 0 AS corrections,
         NULL::text AS leaf, NULL::bytea AS leaf_hash
@@ -212,7 +215,6 @@ function cursorSql(request: ExportRequest, where: SqlWhere): string {
         LEFT JOIN log_leaves ll ON ll.entry_id = l.id
       WHERE l.order_id = o.id
     ) x
-    ${where}
     ORDER BY o.created_at, o.id, x.k, x.t, x.n`;
 }
 

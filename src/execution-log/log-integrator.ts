@@ -195,8 +195,9 @@ export class LogIntegrator {
         // Index walks and nested loops only: the pending read must walk the tx index in order and stop at
         // its LIMIT, never hash every leaf nor scan the whole log — the planner's estimates of a growing
         // log lag behind (never analyzed after a bulk load, autovacuum off: seen scanning 445,000 entries
-        // four times a second). No parallel workers either: a round reads a few rows.
-        `START TRANSACTION; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 120000;
+        // four times a second). No parallel workers either: a round reads a few rows; and no JIT (an
+        // overestimated plan was compiled for ~100 ms).
+        `START TRANSACTION; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 120000; SET LOCAL jit = off;
          SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off;
          SET LOCAL max_parallel_workers_per_gather = 0`,
       );
@@ -414,7 +415,7 @@ export async function integrationLag(dataSource: DataSource, cap = 100_000): Pro
     // As the integrator reads them: the log's row-level security lets the compliance role read every
     // entry; nested loops only (never hash every leaf).
     await runner.query(
-      `START TRANSACTION READ ONLY; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 5000;
+      `START TRANSACTION READ ONLY; SET LOCAL tradetrail.role = 'compliance'; SET LOCAL statement_timeout = 5000; SET LOCAL jit = off;
        SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`,
     );
     const [row] = (await runner.query(
