@@ -31,6 +31,31 @@ export class RequestDb {
     private readonly snapshot?: string,
   ) {}
 
+  /**
+   * Runs `fn` in a transaction of its own (as `principal`) and ends it: committed (a read simply
+   * ended) when `fn` succeeds, rolled back when it throws, whose error is passed on; a failed commit
+   * throws too. The connection is back in the pool when this returns.
+   */
+  static async transaction<T>(
+    dataSource: DataSource,
+    principal: Principal,
+    statementTimeoutMs: number,
+    mode: TransactionMode,
+    fn: (manager: EntityManager) => Promise<T>,
+    snapshot?: string,
+  ): Promise<T> {
+    const db = new RequestDb(dataSource, principal, statementTimeoutMs, mode, snapshot);
+    let result: T;
+    try {
+      result = await db.run(fn);
+    } catch (error) {
+      await db.finish(false).catch(() => undefined);
+      throw error;
+    }
+    await db.finish(true);
+    return result;
+  }
+
   /** Set once the operation type is known, before any statement runs. */
   setMode(mode: TransactionMode): void {
     if (this.runner || this.opening) throw new Error('transaction mode must be set before the first statement');

@@ -481,24 +481,24 @@ async function changeCounts(
   };
   if (second) {
     const [{ snapshot }] = (await m.query(`SELECT pg_export_snapshot() AS snapshot`)) as { snapshot: string }[];
-    const db = new RequestDb(second.dataSource, second.principal, second.statementTimeoutMs, 'read', snapshot);
-    let ok = false;
     let started = false;
-    try {
-      const elsewhere = db.run((q) => {
+    const elsewhere = RequestDb.transaction(
+      second.dataSource,
+      second.principal,
+      second.statementTimeoutMs,
+      'read',
+      (q) => {
         started = true;
         return there(q);
-      });
-      const [mine, theirs] = await Promise.allSettled([here(m), elsewhere]);
-      if (mine.status === 'rejected') throw mine.reason;
-      if (theirs.status === 'rejected') {
-        // No second connection to be had (every pooled one busy): the same scans here, one after the other.
-        if (started) throw theirs.reason;
-        await there(m);
-      }
-      ok = true;
-    } finally {
-      await db.finish(ok);
+      },
+      snapshot,
+    );
+    const [mine, theirs] = await Promise.allSettled([here(m), elsewhere]);
+    if (mine.status === 'rejected') throw mine.reason;
+    if (theirs.status === 'rejected') {
+      // No second connection to be had (every pooled one busy): the same scans here, one after the other.
+      if (started) throw theirs.reason;
+      await there(m);
     }
   } else {
     await here(m);
@@ -646,10 +646,8 @@ export async function saveBaseline(
   key: LogKey,
   next: NewBaseline,
 ): Promise<boolean> {
-  const db = new RequestDb(dataSource, principal, statementTimeoutMs, 'write');
-  let ok = false;
   try {
-    const saved = await db.run(async (m) => {
+    return await RequestDb.transaction(dataSource, principal, statementTimeoutMs, 'write', async (m) => {
       const [{ locked }] = (await m.query(`SELECT pg_try_advisory_xact_lock($1) AS locked`, [SAVE_LOCK])) as {
         locked: boolean;
       }[];
@@ -711,13 +709,9 @@ export async function saveBaseline(
       );
       return true;
     });
-    ok = true;
-    return saved;
   } catch (error) {
     // A hot standby: the report stands, it is only not remembered (a baseline from the primary is used).
     if (error instanceof ReadOnlyError) return false;
     throw error;
-  } finally {
-    await db.finish(ok);
   }
 }

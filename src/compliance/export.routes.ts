@@ -168,18 +168,16 @@ export function exportRoutes(dataSource: DataSource, cfg: Config, verify: TokenV
       return sendError(res, error);
     }
 
-    const db = new RequestDb(dataSource, principal, cfg.statementTimeoutMs);
     const sink = new ResponseSink(res, `tradetrail-${kind}-${request.id}`);
     let failure: unknown;
     try {
-      await db.run((m) => writeExport(m, request, sink));
+      // Ended (read only) or rolled back, and released, before the client sees the end.
+      await RequestDb.transaction(dataSource, principal, cfg.statementTimeoutMs, 'read', (m) =>
+        writeExport(m, request, sink),
+      );
     } catch (error) {
       failure = error;
     }
-    // Committed (read only) or rolled back, and released, before the client sees the end.
-    await db.finish(failure === undefined).catch((error: unknown) => {
-      failure ??= error;
-    });
     if (failure === undefined) {
       if (!sink.closed) res.end();
     } else if (!res.headersSent) {

@@ -151,10 +151,8 @@ async function applyFix(
   statementTimeoutMs: number,
   fix: ReconcileFix,
 ): Promise<void> {
-  const db = new RequestDb(dataSource, principal, statementTimeoutMs, 'write');
-  let ok = false;
   try {
-    const result = await db.run((tx) =>
+    const result = await RequestDb.transaction(dataSource, principal, statementTimeoutMs, 'write', (tx) =>
       recalculateBook(tx, who, fix.traderId, fix.symbol, 'all', {
         reason: fix.reason,
         orderIds: fix.orderIds,
@@ -162,11 +160,8 @@ async function applyFix(
       }),
     );
     fix.status = result.changed ? ReconcileFixStatus.APPLIED : ReconcileFixStatus.ALREADY_CONSISTENT;
-    ok = true;
   } catch (error) {
     fix.status = ReconcileFixStatus.FAILED;
     fix.error = error instanceof Error ? error.message : String(error);
-  } finally {
-    await db.finish(ok);
   }
 }

@@ -106,10 +106,12 @@ export class ComplianceScheduler {
   /** One scheduled report; false when another process held the lock. */
   async runReport(): Promise<boolean> {
     const started = Date.now();
-    const db = new RequestDb(this.dataSource, REPORTER, this.options.statementTimeoutMs, 'read');
-    let ok = false;
-    try {
-      const result = await db.run(async (m) => {
+    const result = await RequestDb.transaction(
+      this.dataSource,
+      REPORTER,
+      this.options.statementTimeoutMs,
+      'read',
+      async (m) => {
         if (!(await tryLock(m, REPORT_LOCK)).ok) return null;
         const byType: Partial<Record<DataQualityIssueType, number>> = {};
         // A complete check: the scheduled report is also what renews the baseline from scratch.
@@ -129,50 +131,50 @@ export class ComplianceScheduler {
             byType[row.type] = (byType[row.type] ?? 0) + 1;
           },
         );
-        return { byType, run };
-      });
-      ok = true;
-      if (result?.run.next && this.key) {
-        await saveBaseline(this.dataSource, REPORTER, this.options.statementTimeoutMs, this.key, result.run.next);
-      }
-      const counts = result?.byType;
-      if (!counts) {
-        this.counters.reportSkipped += 1;
-        return false;
-      }
-      const issueCount = Object.values(counts).reduce((n, c) => n + c, 0);
-      Object.assign(this.counters, {
-        reportRuns: this.counters.reportRuns + 1,
-        lastReportAt: new Date(),
-        lastReportMs: Date.now() - started,
-        issuesByType: counts,
-        issueCount,
-      });
-      const fields = { issueCount, issues: counts, ms: this.counters.lastReportMs };
-      if (issueCount > this.options.alertThreshold) {
-        this.options.log.warn(
-          fields,
-          `data-quality report: ${issueCount} issue(s), above the alert threshold of ${this.options.alertThreshold}: ${Object.entries(
-            counts,
-          )
-            .map(([type, n]) => `${n} ${type}`)
-            .join(', ')}`,
-        );
-      } else {
-        this.options.log.info(fields, 'data-quality report');
-      }
-      return true;
-    } finally {
-      await db.finish(ok);
+        // Saved while the lock is held (in a transaction of its own).
+        if (run.next && this.key) {
+          await saveBaseline(this.dataSource, REPORTER, this.options.statementTimeoutMs, this.key, run.next);
+        }
+        return byType;
+      },
+    );
+    const counts = result;
+    if (!counts) {
+      this.counters.reportSkipped += 1;
+      return false;
     }
+    const issueCount = Object.values(counts).reduce((n, c) => n + c, 0);
+    Object.assign(this.counters, {
+      reportRuns: this.counters.reportRuns + 1,
+      lastReportAt: new Date(),
+      lastReportMs: Date.now() - started,
+      issuesByType: counts,
+      issueCount,
+    });
+    const fields = { issueCount, issues: counts, ms: this.counters.lastReportMs };
+    if (issueCount > this.options.alertThreshold) {
+      this.options.log.warn(
+        fields,
+        `data-quality report: ${issueCount} issue(s), above the alert threshold of ${this.options.alertThreshold}: ${Object.entries(
+          counts,
+        )
+          .map(([type, n]) => `${n} ${type}`)
+          .join(', ')}`,
+      );
+    } else {
+      this.options.log.info(fields, 'data-quality report');
+    }
+    return true;
   }
 
   /** One scheduled reconciliation with the safe fixes applied; false when another process held the lock. */
   async runReconcile(): Promise<boolean> {
-    const db = new RequestDb(this.dataSource, RECONCILER, this.options.statementTimeoutMs, 'write');
-    let ok = false;
-    try {
-      const result = await db.run(async (m) => {
+    const result = await RequestDb.transaction(
+      this.dataSource,
+      RECONCILER,
+      this.options.statementTimeoutMs,
+      'write',
+      async (m) => {
         // The lock is held by this planning transaction until every fix (each in its own) is done.
         const lock = await tryLock(m, RECONCILE_LOCK);
         if (!lock.ok) return null;
@@ -187,36 +189,32 @@ export class ComplianceScheduler {
           { from: null, to: null },
           { apply: true, maxFixes: this.options.reconcileMaxFixes },
         );
-      });
-      ok = true;
-      if (!result || result === 'read-only') {
-        this.counters.reconcileSkipped += 1;
-        if (result && !this.readOnly) {
-          this.options.log.warn(
-            {},
-            'scheduled reconciliation skipped: the database is read-only (a hot standby, or read-only mode); it runs again when the database accepts writes',
-          );
-        }
-        this.readOnly = result === 'read-only';
-        return false;
+      },
+    );
+    if (!result || result === 'read-only') {
+      this.counters.reconcileSkipped += 1;
+      if (result && !this.readOnly) {
+        this.options.log.warn(
+          {},
+          'scheduled reconciliation skipped: the database is read-only (a hot standby, or read-only mode); it runs again when the database accepts writes',
+        );
       }
-      this.readOnly = false;
-      const applied = result.fixes.filter((f) => f.status === ReconcileFixStatus.APPLIED).length;
-      const failed = result.fixes.filter((f) => f.status === ReconcileFixStatus.FAILED).length;
-      Object.assign(this.counters, {
-        reconcileRuns: this.counters.reconcileRuns + 1,
-        lastReconcileAt: new Date(),
-        fixesApplied: this.counters.fixesApplied + applied,
-        fixesFailed: this.counters.fixesFailed + failed,
-      });
-      const fields = { applied, failed, leftAlone: result.leftAlone.length, deferred: result.deferred };
-      if (applied || failed)
-        this.options.log.warn(fields, `reconciliation: ${applied} book(s) fixed, ${failed} failed`);
-      else this.options.log.info(fields, 'reconciliation: nothing to fix');
-      return true;
-    } finally {
-      await db.finish(ok);
+      this.readOnly = result === 'read-only';
+      return false;
     }
+    this.readOnly = false;
+    const applied = result.fixes.filter((f) => f.status === ReconcileFixStatus.APPLIED).length;
+    const failed = result.fixes.filter((f) => f.status === ReconcileFixStatus.FAILED).length;
+    Object.assign(this.counters, {
+      reconcileRuns: this.counters.reconcileRuns + 1,
+      lastReconcileAt: new Date(),
+      fixesApplied: this.counters.fixesApplied + applied,
+      fixesFailed: this.counters.fixesFailed + failed,
+    });
+    const fields = { applied, failed, leftAlone: result.leftAlone.length, deferred: result.deferred };
+    if (applied || failed) this.options.log.warn(fields, `reconciliation: ${applied} book(s) fixed, ${failed} failed`);
+    else this.options.log.info(fields, 'reconciliation: nothing to fix');
+    return true;
   }
 }
 
