@@ -322,7 +322,7 @@ describe('tampering as a database superuser', () => {
 });
 
 describe('a report over a time range', () => {
-  it('replays a book from the flat point before the range: a flip successor opened in the range is checked against the replay of its chain', async () => {
+  it('checks a flip successor opened in the range against the replay of its whole book (the chain before the range included)', async () => {
     await scenario(async ({ app, su }) => {
       const [flipped] = (
         await su.query(

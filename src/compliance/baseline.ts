@@ -163,7 +163,7 @@ export async function reportIssues(
     ({ run, issues } = quick);
   } else {
     issues = [];
-    await findIssues(m, { from: null, to: null }, { key }, (row) => issues.push(row));
+    await findIssues(m, { key }, (row) => issues.push(row));
     const counts = key ? await changeCounts(m, null, xid32(now.xmin), scan) : null;
     run = {
       mode: 'complete',
@@ -583,16 +583,15 @@ async function incremental(
   for (const r of more) orders.add(r.id);
 
   const fresh: IssueRow[] = [];
-  const whole = { from: null, to: null };
   if (books.length) {
     const scope: Scope = {
       books: { traderIds: books.map((b) => b.traderId), symbols: books.map((b) => b.symbol) },
       orders: null,
     };
-    await findIssues(m, whole, { types: LEDGER_TYPES, scope }, (row) => fresh.push(row));
+    await findIssues(m, { types: LEDGER_TYPES, scope }, (row) => fresh.push(row));
   }
   const logScope: Scope = logAll ? EVERYTHING : { books: null, orders: [...orders] };
-  await findIssues(m, whole, { types: [...LOG_TYPES], key, scope: logScope }, (row) => fresh.push(row));
+  await findIssues(m, { types: [...LOG_TYPES], key, scope: logScope }, (row) => fresh.push(row));
 
   // What the baseline found stands where nothing it depends on changed.
   const standing = known.filter((r) => {

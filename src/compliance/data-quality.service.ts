@@ -1,6 +1,5 @@
 import type { EntityManager } from 'typeorm';
 import { Dec } from '../decimal';
-import { BadUserInputError } from '../errors';
 import { checkStoredTree, LEDGER_STATEMENT_TIMEOUT_MS } from '../execution-log/log-verification.service';
 import type { LogKey } from '../execution-log/log-key';
 import {
@@ -13,12 +12,12 @@ import { replayMismatches } from './replay-check';
 
 /**
  * The data-quality report (DOMAIN.md §4 and §7, README "Compliance"): every check is one set-based
- * statement over the whole range (the replay check streams the books through the position rules in
- * pages), run in the caller's transaction, so all of them see one snapshot.
- *
- * The range applies to each issue's time: an order's creation, a position's opening, a fill's
- * execution, a log entry's recording. Problems of the Merkle tree (a leaf whose entry is gone, a
- * checkpoint the tree no longer matches) have no time and are always reported.
+ * statement over the whole history, or over the books or orders of a scope (the replay check streams
+ * the books through the position rules in pages), run in the caller's transaction, so all of them
+ * see one snapshot. The report (baseline.ts) then keeps the issues of its range, by each issue's
+ * time: an order's creation, a position's opening, a fill's execution, a log entry's recording.
+ * Problems of the Merkle tree (a leaf whose entry is gone, a checkpoint the tree no longer matches)
+ * have no time and are always reported.
  */
 
 /** The statement timeout of the report's transaction (the per-request one is for API requests). */
@@ -64,8 +63,8 @@ export interface IssueRow {
 }
 
 /**
- * What a check looks at: everything, or only some books (the ledger checks: $3 trader ids and $4
- * symbols, pairwise) or some orders (the log checks: $3 order ids). The incremental report
+ * What a check looks at: everything, or only some books (the ledger checks: $1 trader ids and $2
+ * symbols, pairwise) or some orders (the log checks: $1 order ids). The incremental report
  * (baseline.ts) re-checks only the books and orders that changed since its baseline.
  */
 export interface Scope {
@@ -75,11 +74,8 @@ export interface Scope {
 export const EVERYTHING: Scope = { books: null, orders: null };
 
 const inBooks = (alias: string) =>
-  `($3::uuid[] IS NULL OR (${alias}.trader_id, ${alias}.symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[])))`;
-const inOrders = (column: string) => `($3::uuid[] IS NULL OR ${column} = ANY($3::uuid[]))`;
-
-const inRange = (column: string) =>
-  `($1::timestamptz IS NULL OR ${column} >= $1::timestamptz) AND ($2::timestamptz IS NULL OR ${column} < $2::timestamptz)`;
+  `($1::uuid[] IS NULL OR (${alias}.trader_id, ${alias}.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[])))`;
+const inOrders = (column: string) => `($1::uuid[] IS NULL OR ${column} = ANY($1::uuid[]))`;
 
 /**
  * Each fill's effective values: its latest correction's, busted fills left out. The set-based form of
@@ -114,7 +110,7 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
       FROM orders o
       LEFT JOIN LATERAL (SELECT f.id, f.position_id FROM fills f WHERE f.order_id = o.id AND f.position_id IS NOT NULL
                          ORDER BY f.executed_at, f.arrival LIMIT 1) first ON true
-      WHERE o.position_id IS NULL AND (o.filled_quantity > 0 OR o.overfilled_quantity > 0) AND ${inRange('o.created_at')}
+      WHERE o.position_id IS NULL AND (o.filled_quantity > 0 OR o.overfilled_quantity > 0)
         AND ${inBooks('o')}`,
   },
   {
@@ -125,16 +121,14 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
         CASE WHEN p.id IS NULL THEN 'no such position' ELSE 'a position of trader ' || p.trader_id || ' in ' || p.symbol END AS actual,
         o.created_at AS at
       FROM orders o LEFT JOIN positions p ON p.id = o.position_id
-      WHERE o.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> o.trader_id OR p.symbol <> o.symbol)
-        AND ${inRange('o.created_at')} AND ${inBooks('o')}
+      WHERE o.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> o.trader_id OR p.symbol <> o.symbol) AND ${inBooks('o')}
       UNION ALL
       SELECT f.trader_id, f.symbol, f.order_id, f.position_id, f.id, NULL::uuid, 'fill.positionId',
         'a position of trader ' || f.trader_id || ' in ' || f.symbol,
         CASE WHEN p.id IS NULL THEN 'no such position' ELSE 'a position of trader ' || p.trader_id || ' in ' || p.symbol END,
         f.executed_at
       FROM fills f LEFT JOIN positions p ON p.id = f.position_id
-      WHERE f.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> f.trader_id OR p.symbol <> f.symbol)
-        AND ${inRange('f.executed_at')} AND ${inBooks('f')}`,
+      WHERE f.position_id IS NOT NULL AND (p.id IS NULL OR p.trader_id <> f.trader_id OR p.symbol <> f.symbol) AND ${inBooks('f')}`,
   },
   {
     // A flip carries the closed position's quantity into the one it opens (the flipping fill belongs
@@ -164,7 +158,7 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
       LEFT JOIN own ON own.position_id = p.id
       CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM positions s WHERE s.flipped_from_id = p.id) THEN 0
                                       ELSE coalesce(c.total, own.q, 0) END AS expected) x
-      WHERE p.quantity <> x.expected AND ${inRange('p.opened_at')} AND ${inBooks('p')}`,
+      WHERE p.quantity <> x.expected AND ${inBooks('p')}`,
   },
   {
     type: T.ORDER_FILL_MISMATCH,
@@ -177,7 +171,7 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
         SELECT o.id, o.trader_id, o.symbol, o.position_id, o.created_at, o.quantity, o.filled_quantity, o.overfilled_quantity,
           o.fill_notional, o.average_fill_price, coalesce(a.q, 0) AS q, coalesce(a.n, 0) AS n
         FROM orders o LEFT JOIN agg a ON a.order_id = o.id
-        WHERE ${inRange('o.created_at')} AND ${inBooks('o')} AND (
+        WHERE ${inBooks('o')} AND (
           o.filled_quantity <> least(coalesce(a.q, 0), o.quantity)
           OR o.overfilled_quantity <> greatest(coalesce(a.q, 0) - o.quantity, 0)
           OR o.fill_notional <> coalesce(a.n, 0)
@@ -205,8 +199,7 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
         NULL AS field, NULL AS expected, NULL AS actual, p.opened_at AS at
       FROM positions p
       WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.position_id = p.id)
-        AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id)
-        AND ${inRange('p.opened_at')} AND ${inBooks('p')}`,
+        AND NOT EXISTS (SELECT 1 FROM fills f WHERE f.position_id = p.id) AND ${inBooks('p')}`,
   },
   {
     type: T.EXECUTION_EXCEPTION,
@@ -217,15 +210,14 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
         f.overfilled_quantity::text AS note
       FROM fills f
       WHERE (f.arrival_exception IS NOT NULL OR f.overfilled_quantity > 0)
-        AND NOT EXISTS (SELECT 1 FROM fill_corrections c WHERE c.fill_id = f.id AND c.kind = 'BUST')
-        AND ${inRange('f.executed_at')} AND ${inBooks('f')}`,
+        AND NOT EXISTS (SELECT 1 FROM fill_corrections c WHERE c.fill_id = f.id AND c.kind = 'BUST') AND ${inBooks('f')}`,
   },
   {
     // The same rules as verifyExecutionLog's cross-check (orderAgainstLog): the status the last entry
     // left the order in, and the fills the log records (each fill's latest quantity; a bust is 0).
     type: T.ORDER_LOG_MISMATCH,
     scope: 'order',
-    sql: `WITH scope AS (SELECT o.* FROM orders o WHERE ${inRange('o.created_at')} AND ${inOrders('o.id')}),
+    sql: `WITH scope AS (SELECT o.* FROM orders o WHERE ${inOrders('o.id')}),
       last_status AS (
         SELECT DISTINCT ON (l.order_id) l.order_id, l.id, l.seq, l.to_status
         FROM execution_logs l JOIN scope o ON o.id = l.order_id
@@ -280,17 +272,15 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
         SELECT l.id, l.order_id, l.trader_id, l.seq, l.prev_hash, l.recorded_at,
           lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS before
         FROM execution_logs l
-        WHERE (($1::timestamptz IS NULL AND $2::timestamptz IS NULL)
-           OR l.order_id IN (SELECT r.order_id FROM execution_logs r WHERE ${inRange('r.recorded_at')}))
-          AND ${inOrders('l.order_id')}
+        WHERE ${inOrders('l.order_id')}
         WINDOW w AS (PARTITION BY l.order_id ORDER BY l.seq)
       ) c
-      WHERE ${inRange('c.recorded_at')} AND (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before)`,
+      WHERE (c.seq <> coalesce(c.prev_seq, 0) + 1 OR c.prev_hash IS DISTINCT FROM c.before)`,
       // Contents: each hash recomputed (a plain scan, so PostgreSQL may run it in parallel).
       `SELECT l.trader_id, NULL::varchar AS symbol, l.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, l.id AS entry_id,
         'hash' AS field, execution_log_hash(l.prev_hash, l) AS expected, l.hash AS actual, l.recorded_at AS at
       FROM execution_logs l
-      WHERE ${inRange('l.recorded_at')} AND ${inOrders('l.order_id')} AND l.hash <> execution_log_hash(l.prev_hash, l)`,
+      WHERE ${inOrders('l.order_id')} AND l.hash <> execution_log_hash(l.prev_hash, l)`,
       // The tree: every leaf's entry still there, at its place; nothing older than the horizon left out.
       `SELECT l.trader_id, NULL::varchar AS symbol, x.order_id, NULL::uuid AS position_id, NULL::uuid AS fill_id, x.entry_id,
         'leaf' AS field, 'entry ' || x.order_id || ' #' || x.seq AS expected,
@@ -300,8 +290,7 @@ const CHECKS: { type: T; scope: 'book' | 'order'; sql: string | string[] }[] = [
       UNION ALL
       SELECT l.trader_id, NULL, l.order_id, NULL, NULL, l.id, 'leaf', 'in the tree', 'refused (no valid seal)', l.recorded_at
       FROM execution_logs l CROSS JOIN log_tree_state s
-      WHERE s.id = 1 AND l.tx < s.tx_horizon AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id)
-        AND ${inRange('l.recorded_at')} AND ${inOrders('l.order_id')}`,
+      WHERE s.id = 1 AND l.tx < s.tx_horizon AND NOT EXISTS (SELECT 1 FROM log_leaves x WHERE x.entry_id = l.id) AND ${inOrders('l.order_id')}`,
     ],
   },
 ];
@@ -317,25 +306,21 @@ export interface ReportOptions {
 /** Runs the checks and hands every issue to `sink`, type by type in report order. */
 export async function findIssues(
   m: EntityManager,
-  range: Range,
   options: ReportOptions,
   sink: (row: IssueRow) => void,
 ): Promise<void> {
-  if (range.from && range.to && range.from >= range.to) {
-    throw new BadUserInputError('from must be earlier than to.', { field: 'from' });
-  }
   const wanted = new Set(options.types?.length ? options.types : REPORT_ORDER);
   const scope = options.scope ?? EVERYTHING;
   const params = {
-    book: [range.from, range.to, scope.books?.traderIds ?? null, scope.books?.symbols ?? null],
-    order: [range.from, range.to, scope.orders],
+    book: [scope.books?.traderIds ?? null, scope.books?.symbols ?? null],
+    order: [scope.orders],
   };
   // Whole-history checks of a large ledger take longer than an API request may: this transaction only.
   await m.query(`SET LOCAL statement_timeout = ${REPORT_STATEMENT_TIMEOUT_MS}`);
   for (const type of REPORT_ORDER) {
     if (!wanted.has(type)) continue;
     if (type === T.REPLAY_MISMATCH) {
-      await replayMismatches(m, range, scope, sink);
+      await replayMismatches(m, scope, sink);
       continue;
     }
     const check = CHECKS.find((c) => c.type === type)!;

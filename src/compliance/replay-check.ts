@@ -6,7 +6,7 @@ import { Position, PositionStatus } from '../position/position.entity';
 import { netBook, type Segment } from '../position/position.math';
 import { hydrate } from '../request-db';
 import { DataQualityIssueType } from './data-quality.types';
-import type { IssueRow, Range, Scope } from './data-quality.service';
+import type { IssueRow, Scope } from './data-quality.service';
 
 /** Fills read per page while streaming books. */
 const PAGE = 20_000;
@@ -114,10 +114,8 @@ function bookMismatches(
   fills: LedgerFill[],
   stored: Map<string, Position>,
   withFills: Set<string>,
-  range: Range,
   sink: (row: IssueRow) => void,
 ): void {
-  const inRange = (p: Position) => (!range.from || p.openedAt >= range.from) && (!range.to || p.openedAt < range.to);
   const type = DataQualityIssueType.REPLAY_MISMATCH;
   const claimed = new Set<string>();
   for (const r of replayBook(book.symbol, fills)) {
@@ -125,11 +123,7 @@ function bookMismatches(
     const first = r.segment.fills[0];
     if (!position) {
       // Its fills are in no position, or in one of another book (ORPHANED_POSITION_REFERENCE says which).
-      if (
-        r.positionId === null &&
-        (!range.from || first.executedAt >= range.from) &&
-        (!range.to || first.executedAt < range.to)
-      ) {
+      if (r.positionId === null) {
         sink({
           type,
           trader_id: book.traderId,
@@ -148,26 +142,23 @@ function bookMismatches(
       continue;
     }
     if (claimed.has(position.id)) {
-      if (inRange(position)) {
-        sink({
-          type,
-          trader_id: book.traderId,
-          symbol: book.symbol,
-          order_id: first.orderId,
-          position_id: position.id,
-          fill_id: first.id,
-          entry_id: null,
-          field: 'fills',
-          expected: 'a position of its own',
-          actual: position.id,
-          at: position.openedAt,
-          note: `it holds the fills of more than one position of the replay (a later one starts at fill ${first.id})`,
-        });
-      }
+      sink({
+        type,
+        trader_id: book.traderId,
+        symbol: book.symbol,
+        order_id: first.orderId,
+        position_id: position.id,
+        fill_id: first.id,
+        entry_id: null,
+        field: 'fills',
+        expected: 'a position of its own',
+        actual: position.id,
+        at: position.openedAt,
+        note: `it holds the fills of more than one position of the replay (a later one starts at fill ${first.id})`,
+      });
       continue;
     }
     claimed.add(position.id);
-    if (!inRange(position)) continue;
     for (const row of compareWithReplay(position, r)) sink({ ...row, type });
     for (const f of r.strays) {
       sink({
@@ -187,7 +178,7 @@ function bookMismatches(
     }
   }
   for (const p of stored.values()) {
-    if (!claimed.has(p.id) && inRange(p) && withFills.has(p.id)) {
+    if (!claimed.has(p.id) && withFills.has(p.id)) {
       sink({
         type,
         trader_id: book.traderId,
@@ -229,48 +220,17 @@ async function storedPositions(
 }
 
 /**
- * REPLAY_MISMATCH: every book with a position opened in the range is replayed from its first fill
+ * REPLAY_MISMATCH: every book (of the scope) is replayed from its first fill
  * (DOMAIN.md §4, the ledger's own rules) and compared with its stored positions. Fills are streamed
  * through a cursor in book order, a page at a time; memory holds one page and the current book.
  */
-export async function replayMismatches(
-  m: EntityManager,
-  range: Range,
-  scope: Scope,
-  sink: (row: IssueRow) => void,
-): Promise<void> {
+export async function replayMismatches(m: EntityManager, scope: Scope, sink: (row: IssueRow) => void): Promise<void> {
   const cursor = 'tradetrail_replay_check';
-  const scoped = range.from || range.to;
   // Some books only (the incremental report): their fills, every one.
-  const books = scope.books
-    ? `WHERE (f.trader_id, f.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))`
-    : null;
-  // With a range, each book is replayed from the last point it was flat before its first position
-  // opened in the range: the first fill of the flip chain's root (positions before it are outside
-  // the range, and a replay from flat there is the replay of the whole book, if they are right).
+  const books = scope.books ? `WHERE (f.trader_id, f.symbol) IN (SELECT * FROM unnest($1::uuid[], $2::varchar[]))` : '';
   await m.query(
-    books
-      ? `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ${books} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`
-      : scoped
-        ? `DECLARE ${cursor} NO SCROLL CURSOR FOR
-         WITH RECURSIVE chain AS (
-           SELECT p.id, p.flipped_from_id, 0 AS depth FROM positions p
-           WHERE ($1::timestamptz IS NULL OR p.opened_at >= $1::timestamptz) AND ($2::timestamptz IS NULL OR p.opened_at < $2::timestamptz)
-           UNION ALL
-           SELECT p.id, p.flipped_from_id, c.depth + 1 FROM chain c JOIN positions p ON p.id = c.flipped_from_id WHERE c.depth < 10000
-         ),
-         starts AS (
-           SELECT DISTINCT ON (first.trader_id, first.symbol) first.trader_id, first.symbol, first.executed_at, first.arrival
-           FROM (SELECT DISTINCT id FROM chain WHERE flipped_from_id IS NULL) r
-           CROSS JOIN LATERAL (SELECT x.trader_id, x.symbol, x.executed_at, x.arrival FROM fills x WHERE x.position_id = r.id
-                               ORDER BY x.executed_at, x.arrival LIMIT 1) first
-           ORDER BY first.trader_id, first.symbol, first.executed_at, first.arrival
-         )
-         SELECT ${FILL_SELECT}
-         JOIN starts s ON s.trader_id = f.trader_id AND s.symbol = f.symbol AND (f.executed_at, f.arrival) >= (s.executed_at, s.arrival)
-         ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`
-        : `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
-    scope.books ? [scope.books.traderIds, scope.books.symbols] : scoped ? [range.from, range.to] : [],
+    `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${FILL_SELECT} ${books} ORDER BY f.trader_id, f.symbol, f.executed_at, f.arrival`,
+    scope.books ? [scope.books.traderIds, scope.books.symbols] : [],
   );
   try {
     let carry: LedgerFill[] = [];
@@ -296,7 +256,7 @@ export async function replayMismatches(
       if (!done) next = fetch();
       if (stored) {
         for (const [key, book] of books) {
-          bookMismatches(book, book.fills, stored.byBook.get(key) ?? new Map(), stored.withFills, range, sink);
+          bookMismatches(book, book.fills, stored.byBook.get(key) ?? new Map(), stored.withFills, sink);
         }
       }
       if (done) break;
