@@ -301,64 +301,72 @@ interface Scan {
 // for the few rows newer than the baseline: one test per row. (Without a baseline, $1 is $2.)
 const newer = (param: '$1' | '$2') => `(a BETWEEN 0 AND (SELECT age(${param}::xid)))`;
 
-/** Order ids of newer versions, `+` when also newer than $2 (see `tagged`). */
-const TAGGED_IDS = `array_agg(id::text || CASE WHEN ${newer('$2')} THEN '+' ELSE '' END) FILTER (WHERE ${newer('$1')})`;
+/** Ids (of `column`) of the versions newer than $1, each with `+` when also newer than $2 (see `tagged`). */
+const taggedIds = (column: string) =>
+  `array_agg(${column}::text || CASE WHEN ${newer('$2')} THEN '+' ELSE '' END) FILTER (WHERE ${newer('$1')})`;
 
 /** The link rate's orders in the orders' scan ($3, $4: the range). */
 const LINK_COLUMNS = `${filledInRange('$3', '$4')} AS f, position_id IS NOT NULL AS l, `;
 const LINK_COUNTS = `count(*) FILTER (WHERE f)::int AS filled, count(*) FILTER (WHERE f AND l)::int AS linked`;
 
 /**
+ * A book table's rows as the change scans read them (`x`): book and `age(xmin)` (OFFSET 0 keeps it
+ * computed once per row), and for the orders their id and, with `withLink`, the link rate's columns.
+ */
+const bookRowsOf = (tbl: BookTable, withLink: boolean, where = '') =>
+  `(SELECT ${tbl === 'orders' ? 'id, ' : ''}${withLink ? LINK_COLUMNS : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} o ${where} OFFSET 0) x`;
+/** The orders' own aggregates over those rows: the ids of newer versions, and the link rate's counts. */
+const orderAggregates = (tbl: BookTable, withLink: boolean) =>
+  (tbl === 'orders' ? `, ${taggedIds('id')} AS newer` : '') + (withLink ? `, ${LINK_COUNTS}` : '');
+
+/** What a book table's scan adds besides its counts: the orders' newer ids and the link rate's orders. */
+interface OrderExtras {
+  newer?: string[] | null;
+  filled?: number;
+  linked?: number;
+}
+
+/**
  * Per book of `tbl` (every book, or those of `only`), its versions: all, newer than $1, newer than $1
- * and $2 (one GROUP BY over the table: hashing every row's book is most of a scan's cost).
+ * and $2 (one GROUP BY over the table: hashing every row's book is most of a scan's cost); for the
+ * orders of every book, the ids of their newer versions and, with `linkRange`, the link rate's counts.
  */
 async function countBooks(
   q: EntityManager,
   tbl: BookTable,
   params: unknown[],
   only?: readonly string[],
-  orders?: { tagged: (ids: string[] | null) => void; linkRange?: Range; link: (c: LinkCounts) => void },
-): Promise<BookCount[]> {
-  const ids = orders ? `, ${TAGGED_IDS} AS newer` : '';
-  const withLink = orders?.linkRange;
+  linkRange?: Range,
+): Promise<{ books: BookCount[]; newer: string[]; link: LinkCounts | null }> {
+  const withLink = tbl === 'orders' && !!linkRange && !only;
   const where = only ? `WHERE (trader_id, symbol) IN (SELECT * FROM unnest($3::uuid[], $4::varchar[]))` : '';
   const rows = (await q.query(
     `SELECT trader_id::text, symbol, count(*)::text AS total, count(*) FILTER (WHERE ${newer('$1')})::int AS changed,
-       count(*) FILTER (WHERE ${newer('$1')} AND ${newer('$2')})::int AS changed_next${ids}${withLink ? `, ${LINK_COUNTS}` : ''}
-     FROM (SELECT ${orders ? 'id, ' : ''}${withLink ? LINK_COLUMNS : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} o ${where} OFFSET 0) x
+       count(*) FILTER (WHERE ${newer('$1')} AND ${newer('$2')})::int AS changed_next${only ? '' : orderAggregates(tbl, withLink)}
+     FROM ${bookRowsOf(tbl, withLink, where)}
      GROUP BY trader_id, symbol`,
     only
       ? [...params, only.map((b) => splitBook(b)[0]), only.map((b) => splitBook(b)[1])]
       : withLink
-        ? [...params, withLink.from, withLink.to]
+        ? [...params, linkRange!.from, linkRange!.to]
         : params,
-  )) as {
-    trader_id: string;
-    symbol: string;
-    total: string;
-    changed: number;
-    changed_next: number;
-    newer?: string[] | null;
-    filled?: number;
-    linked?: number;
-  }[];
+  )) as ({ trader_id: string; symbol: string; total: string; changed: number; changed_next: number } & OrderExtras)[];
   const link: LinkCounts = { filled: 0, linked: 0 };
-  const out: BookCount[] = [];
-  for (const r of rows) {
-    orders?.tagged(r.newer ?? null);
+  const newerIds: string[] = [];
+  const books = rows.map((r): BookCount => {
+    newerIds.push(...(r.newer ?? []));
     link.filled += r.filled ?? 0;
     link.linked += r.linked ?? 0;
-    out.push({
+    return {
       tbl,
       traderId: r.trader_id,
       symbol: r.symbol,
       total: BigInt(r.total),
       changed: r.changed,
       next: r.changed_next,
-    });
-  }
-  if (withLink) orders.link(link);
-  return out;
+    };
+  });
+  return { books, newer: newerIds, link: withLink ? link : null };
 }
 
 /** A book count as the next baseline keeps it: its versions older than the next snapshot. */
@@ -430,33 +438,32 @@ async function changeCounts(
     heldOrders: [],
     link: null,
   };
-  const ordersOf = (tbl: BookTable) =>
-    tbl === 'orders' ? { tagged, linkRange, link: (c: LinkCounts) => (out.link = c) } : undefined;
   const bookTable = async (q: EntityManager, tbl: BookTable) => {
     if (since === null) {
-      out.books.push(...(await countBooks(q, tbl, params, undefined, ordersOf(tbl))));
+      const counted = await countBooks(q, tbl, params, undefined, linkRange);
+      out.books.push(...counted.books);
+      tagged(counted.newer);
+      if (counted.link) out.link = counted.link;
       return;
     }
-    const withLink = tbl === 'orders' && linkRange;
+    const withLink = tbl === 'orders' && !!linkRange;
     const [r] = (await q.query(
       `SELECT count(*) FILTER (WHERE NOT ${newer('$1')})::text AS old,
-         array_agg(DISTINCT trader_id::text || '|' || symbol) FILTER (WHERE ${newer('$1')}) AS dirty
-         ${tbl === 'orders' ? `, ${TAGGED_IDS} AS newer` : ''}${withLink ? `, ${LINK_COUNTS}` : ''}
-       FROM (SELECT ${tbl === 'orders' ? 'id, ' : ''}${withLink ? LINK_COLUMNS : ''}trader_id, symbol, age(xmin) AS a FROM ${tbl} o OFFSET 0) x`,
+         array_agg(DISTINCT trader_id::text || '|' || symbol) FILTER (WHERE ${newer('$1')}) AS dirty${orderAggregates(tbl, withLink)}
+       FROM ${bookRowsOf(tbl, withLink)}`,
       // ($2 only in the orders' ids.)
-      withLink ? [...params, linkRange.from, linkRange.to] : tbl === 'orders' ? params : params.slice(0, 1),
-    )) as { old: string; dirty: string[] | null; newer?: string[] | null; filled?: number; linked?: number }[];
+      withLink ? [...params, linkRange!.from, linkRange!.to] : tbl === 'orders' ? params : params.slice(0, 1),
+    )) as ({ old: string; dirty: string[] | null } & OrderExtras)[];
     tagged(r.newer);
     if (withLink) out.link = { filled: r.filled!, linked: r.linked! };
     const dirty = r.dirty ?? [];
     out.quick.set(tbl, { old: BigInt(r.old), dirty: new Set(dirty) });
-    if (dirty.length) out.books.push(...(await countBooks(q, tbl, params, dirty)));
+    if (dirty.length) out.books.push(...(await countBooks(q, tbl, params, dirty)).books);
   };
   const logCounts = new Map<string, { old: string; next: string }>();
   const logTable = async (q: EntityManager, tbl: 'execution_logs' | 'log_leaves') => {
     const [r] = (await q.query(
-      `SELECT count(*)::text AS total,
-         array_agg(order_id::text || CASE WHEN ${newer('$2')} THEN '+' ELSE '' END) FILTER (WHERE ${newer('$1')}) AS newer
+      `SELECT count(*)::text AS total, ${taggedIds('order_id')} AS newer
        FROM (SELECT order_id, age(xmin) AS a FROM ${tbl} OFFSET 0) x`,
       params,
     )) as { total: string; newer: string[] | null }[];
@@ -540,7 +547,7 @@ async function incremental(
       if (r.tbl === tbl && !quick.dirty.has(bookOf(r.trader_id, r.symbol))) before += BigInt(r.old_rows);
     }
     if (clean !== before) {
-      const all = await countBooks(m, tbl, [xid32(baseline.xmin), xid32(xmin)]);
+      const { books: all } = await countBooks(m, tbl, [xid32(baseline.xmin), xid32(xmin)]);
       counts.books = counts.books.filter((b) => b.tbl !== tbl).concat(all);
       counts.quick.delete(tbl);
     }

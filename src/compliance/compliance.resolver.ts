@@ -46,12 +46,13 @@ export class ComplianceResolver {
       page = page.slice(0, keep);
     };
     const { run, ...summary } = await ctx.db.run(async (m) => {
-      // The link rate comes with the report's scan of the orders when it makes one.
+      // The change scans' second connection (baseline.ts).
       const second = {
         dataSource: ctx.db.dataSource,
         principal: ctx.principal,
         statementTimeoutMs: ctx.db.statementTimeoutMs,
       };
+      // The link rate comes with the report's scan of the orders when it makes one.
       const options = { types: a.types, key: ctx.log.key, full: a.full, second, linkRange: range };
       const run = await reportIssues(m, range, options, (row) => {
         counts.set(row.type, (counts.get(row.type) ?? 0) + 1);
