@@ -106,7 +106,7 @@ export class ComplianceScheduler {
   /** One scheduled report; false when another process held the lock. */
   async runReport(): Promise<boolean> {
     const started = Date.now();
-    const result = await RequestDb.transaction(
+    const counts = await RequestDb.transaction(
       this.dataSource,
       REPORTER,
       this.options.statementTimeoutMs,
@@ -138,7 +138,6 @@ export class ComplianceScheduler {
         return byType;
       },
     );
-    const counts = result;
     if (!counts) {
       this.counters.reportSkipped += 1;
       return false;
