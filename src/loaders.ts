@@ -4,7 +4,8 @@ import type Decimal from 'decimal.js';
 import type { FieldNode, FragmentDefinitionNode, GraphQLResolveInfo, SelectionSetNode } from 'graphql';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import type { EntityManager, EntityMetadata, EntityTarget, ObjectLiteral } from 'typeorm';
-import { preparedRows, type RequestDb, tableOf } from './request-db';
+import type { ListSelection } from './pagination';
+import { type RequestDb, tableOf } from './request-db';
 
 /**
  * The read path's rows. A query's rows go from PostgreSQL to the JSON response without being parsed
@@ -250,16 +251,14 @@ export function loaderById<T extends ObjectLiteral & { id: string }>(
   return new ProjectedLoader(
     (projection) =>
       new DataLoader(async (ids) => {
-        const found = await db.run(async (m) => {
-          const table = tableOf(m, entity);
-          const rows = await preparedRows<Row<T>>(
-            m,
-            statementName(`tt_read_${table.slice(1, -1)}_by_id`, projection),
-            `SELECT ${rowColumns(m, entity, 't', projection)} FROM ${table} t WHERE t."id" = ANY($1::uuid[])`,
-            [ids],
-          );
-          return new Map(rows.map((r) => [r.id as string, r]));
-        });
+        const m = db.dataSource.manager;
+        const table = tableOf(m, entity);
+        const rows = await db.read<Row<T>>(
+          statementName(`tt_read_${table.slice(1, -1)}_by_id`, projection),
+          `SELECT ${rowColumns(m, entity, 't', projection)} FROM ${table} t WHERE t."id" = ANY($1::uuid[])`,
+          [ids],
+        );
+        const found = new Map(rows.map((r) => [r.id as string, r]));
         return ids.map((id) => found.get(id) ?? null);
       }),
   );
@@ -275,18 +274,16 @@ export function loaderByParent<T extends ObjectLiteral>(
   return new ProjectedLoader(
     (projection) =>
       new DataLoader(async (keys) => {
-        const groups = await db.run(async (m) => {
-          const table = tableOf(m, entity);
-          const key = propertyOf(m, entity, column);
-          const withKey = withProperty(projection, key);
-          const rows = await preparedRows<Row<T>>(
-            m,
-            statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, withKey),
-            `SELECT ${rowColumns(m, entity, 't', withKey)} FROM ${table} t WHERE t."${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
-            [keys],
-          );
-          return groupBy(rows, (r) => r[key] as string);
-        });
+        const m = db.dataSource.manager;
+        const table = tableOf(m, entity);
+        const key = propertyOf(m, entity, column);
+        const withKey = withProperty(projection, key);
+        const rows = await db.read<Row<T>>(
+          statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, withKey),
+          `SELECT ${rowColumns(m, entity, 't', withKey)} FROM ${table} t WHERE t."${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
+          [keys],
+        );
+        const groups = groupBy(rows, (r) => r[key] as string);
         return keys.map((k) => groups.get(k) ?? []);
       }),
   );
@@ -306,6 +303,55 @@ export function groupBy<I, V = I>(
     list.push(value(item));
   }
   return groups;
+}
+
+/**
+ * Starts, with a lookup by id at the root of a query, the loads of the child fields keyed by that same id
+ * (an order's fills and log, a position's orders and fills), so that their statements go to PostgreSQL
+ * in the lookup's own round trip (see `RequestDb.read`) instead of one round trip after it; the child
+ * resolvers then find their rows in the loaders' caches. `children` maps a field's name to its load, given
+ * the field's part of the query (as its own resolver would get it); a load that returns undefined (its
+ * arguments say it cannot be prefetched) is left to the resolver. A field under a directive (@skip,
+ * @include) is left to its resolver too. When the lookup finds nothing, the children's rows (none: they
+ * belong to the same id, under the same row-level security) are simply not used.
+ */
+export function prefetch(
+  info: GraphQLResolveInfo,
+  children: Record<string, (child: GraphQLResolveInfo) => Promise<unknown> | undefined>,
+): void {
+  const byResponseKey = new Map<string, FieldNode[]>();
+  const visit = (set: SelectionSetNode | undefined): void => {
+    for (const s of set?.selections ?? []) {
+      if (s.directives?.length) continue;
+      if (s.kind === 'InlineFragment') visit(s.selectionSet);
+      else if (s.kind === 'FragmentSpread') visit(info.fragments[s.name.value]?.selectionSet);
+      else if (Object.hasOwn(children, s.name.value)) {
+        const key = s.alias?.value ?? s.name.value;
+        byResponseKey.set(key, [...(byResponseKey.get(key) ?? []), s]);
+      }
+    }
+  };
+  for (const node of info.fieldNodes) visit(node.selectionSet);
+  for (const nodes of byResponseKey.values()) {
+    // Its error, if any, is the resolver's to report (it gets the same promise from the loader's cache,
+    // or, when the prefetch itself could not start, starts the load again).
+    try {
+      children[nodes[0].name.value]({ ...info, fieldNodes: nodes })?.catch(() => undefined);
+    } catch {
+      // left to the resolver
+    }
+  }
+}
+
+/** What a list resolver reads: the columns of its nodes and whether totalCount is asked for. */
+export function listSelection(
+  db: RequestDb,
+  info: GraphQLResolveInfo,
+  entity: EntityTarget<ObjectLiteral>,
+): ListSelection {
+  const fields = new Set<string>();
+  for (const fieldNode of info.fieldNodes) collectFields(fieldNode.selectionSet, info.fragments, fields);
+  return { projection: selection(db, info, entity, true), withCount: fields.has('totalCount') };
 }
 
 /** `projectionOf` for a resolver, with the request's entity metadata. */

@@ -5,7 +5,7 @@ import { BadUserInputError } from './errors';
 import { isUuid } from './ids';
 import { badTextReason } from './validation';
 import { type Projection, type Row, rowColumns } from './loaders';
-import { preparedRows, type RequestDb, SqlWhere, tableOf } from './request-db';
+import { type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 500;
@@ -229,7 +229,12 @@ export interface PageQuery<T extends ObjectLiteral> {
   page: PageArgs;
   /** The columns the request reads (default: every column). */
   projection?: Projection;
+  /** The request reads totalCount: its statement goes with the page's. */
+  withCount?: boolean;
 }
+
+/** What a list query reads: its rows' columns and whether it asks for totalCount (see `listSelection`). */
+export type ListSelection = Pick<PageQuery<ObjectLiteral>, 'projection' | 'withCount'>;
 
 /**
  * One page of a top-level list: keyset pagination on (sort key, id), one statement, plus one
@@ -244,29 +249,29 @@ export async function paginate<T extends ObjectLiteral & { id: string }>(
   const filtered = new SqlWhere([...q.where.params]);
   filtered.conditions.push(...q.where.conditions);
   if (page.after) afterCondition(filtered, 't', scope, decodeCursor(page.after, scope));
-  const rows = await db.run(async (m) => {
-    // The page's rows are chosen first; only they are then written as text (PostgreSQL would otherwise
-    // compute every row's select list before the sort).
-    const order = (alias: string) => `${alias}."${key.column}" ${direction}, ${alias}."id" ${direction}`;
-    const sql =
-      `SELECT ${rowColumns(m, q.entity, 'p', q.projection)}, ${sortValueSql('p', key)} AS "__sort" FROM (` +
-      `SELECT t.* FROM ${tableOf(m, q.entity)} t ${filtered} ORDER BY ${order('t')} LIMIT ${page.first + 1}` +
-      `) p ORDER BY ${order('p')}`;
-    // Unnamed (its text varies with the filter); the request's transaction start rides with it.
-    const raw = await preparedRows<Row<T> & { __sort: string }>(m, undefined, sql, filtered.params);
-    return raw.map((r) => ({ node: r, sortValue: r.__sort }));
-  });
+  const m = db.dataSource.manager;
+  // The page's rows are chosen first; only they are then written as text (PostgreSQL would otherwise
+  // compute every row's select list before the sort).
+  const order = (alias: string) => `${alias}."${key.column}" ${direction}, ${alias}."id" ${direction}`;
+  const sql =
+    `SELECT ${rowColumns(m, q.entity, 'p', q.projection)}, ${sortValueSql('p', key)} AS "__sort" FROM (` +
+    `SELECT t.* FROM ${tableOf(m, q.entity)} t ${filtered} ORDER BY ${order('t')} LIMIT ${page.first + 1}` +
+    `) p ORDER BY ${order('p')}`;
+  // Unnamed (its text varies with the filter). Asked for with the page (the same tick), the count goes
+  // to PostgreSQL in the page's round trip.
+  const pageRows = db.read<Row<T> & { __sort: string }>(undefined, sql, filtered.params);
+  const counting = () =>
+    db.read<{ n: number }>(
+      undefined,
+      `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`,
+      q.where.params,
+    );
+  const counted = q.withCount ? counting() : undefined;
+  // A failure of the count is the page's too (one transaction); it is reported where totalCount is read.
+  counted?.catch(() => undefined);
+  const rows = (await pageRows).map((r) => ({ node: r, sortValue: r.__sort }));
   return {
     ...toPage(rows, scope, page.first, page.after),
-    count: () =>
-      db.run(async (m) => {
-        const [{ n }] = (await m.query(
-          `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`,
-          q.where.params,
-        )) as {
-          n: number;
-        }[];
-        return n;
-      }),
+    count: async () => (await (counted ?? counting()))[0].n,
   };
 }

@@ -76,10 +76,36 @@ export class RequestDb {
     return result;
   }
 
-  /** Raw SQL through the request's connection. */
+  /** A read statement of raw SQL through the request's connection, unnamed (see `read`). */
   query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return this.run((m) => m.query(sql, params) as Promise<T[]>);
+    return this.read<T>(undefined, sql, params);
   }
+
+  /**
+   * A read statement (a loader's, a page's, a count's), as a named prepared statement when `name` is
+   * given and prepared statements are on. Reads asked for before the connection is free (in practice: in
+   * the same tick, as the loaders of sibling fields dispatch) go to PostgreSQL together, in one round trip
+   * (one extended-protocol exchange, one Sync), with the transaction's start when it has not been sent:
+   * their statements still run one after the other, each with its own rows. When one fails, the rest are
+   * skipped and every one of them gets its error (the transaction is aborted, as it would be after any
+   * failed statement).
+   */
+  read<T = Record<string, unknown>>(name: string | undefined, text: string, values: unknown[]): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
+      if (!this.reads) {
+        const reads: PendingRead[] = (this.reads = []);
+        void this.run(async (m) => {
+          this.reads = undefined;
+          await sendReads(m, reads);
+        }).catch((error: unknown) => {
+          for (const r of reads) r.reject(error);
+        });
+      }
+      this.reads.push({ name, text, values, resolve: resolve as (rows: unknown[]) => void, reject });
+    });
+  }
+  /** Reads waiting for the connection, sent together when it is free. */
+  private reads: PendingRead[] | undefined;
 
   private open(): Promise<QueryRunner> {
     if (this.finished) return Promise.reject(new Error('the request has finished; its connection is released'));
@@ -114,9 +140,9 @@ export class RequestDb {
   }
 
   /**
-   * The transaction, the role, the identity the row-level security policies read, the statement
-   * timeout and no JIT: all transaction-local (a pooled connection never carries them into the next
-   * request). The values are inlined, so they are checked first: a role from the fixed list, a UUID
+   * The transaction, then in one statement the role, the identity the row-level security policies read,
+   * the statement timeout and no JIT: all transaction-local (a pooled connection never carries them into
+   * the next request). The values are inlined, so they are checked first: a role from the fixed list, a UUID
    * or nothing, a whole number.
    */
   private beginStatements(): string[] {
@@ -134,14 +160,14 @@ export class RequestDb {
     return [
       `START TRANSACTION${mode}`,
       ...(this.snapshot === undefined ? [] : [`SET TRANSACTION SNAPSHOT '${this.snapshot}'`]),
-      `SET LOCAL ROLE ${APPLICATION_ROLE}`,
-      `SET LOCAL tradetrail.role = '${role}'`,
-      `SET LOCAL tradetrail.trader_id = '${traderId ?? ''}'`,
-      `SET LOCAL statement_timeout = ${Math.trunc(this.statementTimeoutMs)}`,
+      // One statement for every setting (`set_config(…, true)` is `SET LOCAL`; for `role`, `SET LOCAL ROLE`,
+      // membership checked the same way): PostgreSQL parses and runs one statement instead of five.
       // No JIT compilation: Tradetrail's statements are index look-ups and bounded scans, and where the
       // planner cannot estimate a join (a range per row: the tree's leaves of a proof) it overestimates
       // the cost, and compiling took ~100 ms for a statement that runs in 2 (README "Exporting a trail").
-      'SET LOCAL jit = off',
+      `SELECT set_config('role', '${APPLICATION_ROLE}', true), set_config('tradetrail.role', '${role}', true), ` +
+        `set_config('tradetrail.trader_id', '${traderId ?? ''}', true), ` +
+        `set_config('statement_timeout', '${Math.trunc(this.statementTimeoutMs)}', true), set_config('jit', 'off', true)`,
     ];
   }
 
@@ -340,26 +366,91 @@ export async function preparedRows<T = Record<string, unknown>>(
     return sqlRows<T>(manager, text, values);
   }
   const named = name !== undefined && preparedStatementsOn(manager.connection);
-  const config = named ? { name, text, values } : { text, values };
   // The transaction's start, when no statement sent it yet (see deferBegin), goes first.
   const ahead = [...(takePendingBegin(runner) ?? []).map((t) => ({ text: t, values: [] })), ...before];
+  const results = await exchange(client, ahead, { name: named ? name : undefined, text, values });
+  return results[results.length - 1].rows as T[];
+}
+
+/**
+ * A statement sent ahead of another in the same exchange: unnamed (parsed for this execution), or named
+ * and already parsed on the connection.
+ */
+export interface AheadStatement {
+  name?: string;
+  text: string;
+  values: unknown[];
+}
+
+/** A read waiting for the request's connection (RequestDb.read). */
+interface PendingRead {
+  name: string | undefined;
+  text: string;
+  values: unknown[];
+  resolve(rows: unknown[]): void;
+  reject(error: unknown): void;
+}
+
+/** What node-postgres's connection knows of the named statements it has parsed (or sent to be). */
+interface ParsedStatements {
+  parsedStatements: Record<string, string | undefined>;
+  submittedNamedStatements?: Record<string, string | undefined>;
+}
+
+/** Whether the connection under `client` has parsed the named statement `name`. */
+function isParsed(client: PgClientLike, name: string): boolean {
+  const c = (client as unknown as { connection: ParsedStatements }).connection;
+  return c.parsedStatements[name] !== undefined || c.submittedNamedStatements?.[name] !== undefined;
+}
+
+/**
+ * Sends `reads` (with the transaction's start if it is still pending) in as few exchanges as it can:
+ * one, unless a named statement is new to the connection. node-postgres records a statement as parsed
+ * only when it is an exchange's own (last) one, so a new named statement ends an exchange; once every
+ * connection has parsed the read statements (after its first requests), that is never.
+ */
+async function sendReads(manager: EntityManager, reads: PendingRead[]): Promise<void> {
+  const runner = manager.queryRunner!;
+  const client = (runner as unknown as { databaseConnection: PgClientLike }).databaseConnection;
+  const prepared = preparedStatementsOn(manager.connection);
+  let ahead: AheadStatement[] = (takePendingBegin(runner) ?? []).map((text) => ({ text, values: [] }));
+  let waiting: PendingRead[] = [];
+  const send = async (last: AheadStatement) => {
+    const results = await exchange(client, ahead, last);
+    const first = results.length - waiting.length;
+    waiting.forEach((read, i) => read.resolve(results[first + i].rows));
+    ahead = [];
+    waiting = [];
+  };
+  for (const read of reads) {
+    const name = prepared ? read.name : undefined;
+    const statement = { name, text: read.text, values: read.values };
+    waiting.push(read);
+    if (name !== undefined && !isParsed(client, name)) await send(statement);
+    else ahead.push(statement);
+  }
+  if (waiting.length) await send(ahead.pop()!);
+}
+
+/** `ahead`, then `last`, in one exchange (one Sync): every statement's result, `last`'s last. */
+async function exchange(
+  client: PgClientLike,
+  ahead: AheadStatement[],
+  last: AheadStatement,
+): Promise<{ rows: unknown[] }[]> {
+  const config =
+    last.name === undefined ? { text: last.text, values: last.values } : (last as Required<AheadStatement>);
+  const named = last.name !== undefined || ahead.some((a) => a.name !== undefined);
   try {
-    if (!ahead.length) return (await client.query(config)).rows as T[];
-    const results = await new Promise<{ rows: unknown[] }[]>((resolve, reject) => {
+    if (!ahead.length) return [await client.query(config)];
+    return await new Promise<{ rows: unknown[] }[]>((resolve, reject) => {
       client.query(new PipelinedQuery(ahead, config), (error: Error | null, result: unknown) =>
         error ? reject(error) : resolve(Array.isArray(result) ? result : [result as { rows: unknown[] }]),
       );
     });
-    return results[results.length - 1].rows as T[];
   } catch (error) {
     throw named ? misplacedStatement(error) : databaseError(error);
   }
-}
-
-/** A statement `preparedRows` sends ahead of its own. */
-export interface AheadStatement {
-  text: string;
-  values: (string | null)[];
 }
 
 /** A PostgreSQL array literal of texts (for a `$n::uuid[]` or `$n::text[]` parameter sent as text). */
@@ -405,6 +496,8 @@ function deferBegin(runner: QueryRunner, statements: string[]): void {
  * statement's: checked against pg 8.23.1.
  */
 const PgQuery = (pg as unknown as { Query: new (config: object) => object }).Query;
+/** node-postgres's own conversion of a parameter to its text (arrays as array literals, dates, JSON). */
+const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils.prepareValue;
 class PipelinedQuery extends (PgQuery as new (config: object) => {
   name?: string;
   submit(connection: unknown): unknown;
@@ -428,13 +521,13 @@ class PipelinedQuery extends (PgQuery as new (config: object) => {
   override prepare(connection: unknown): void {
     const c = connection as {
       parse(m: { text: string; name: string; types: unknown[] }): void;
-      bind(m: { portal: string; statement: string; values: unknown[] }): void;
+      bind(m: { portal: string; statement: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
       describe(m: { type: string; name: string }): void;
       execute(m: { portal: string; rows: number }): void;
     };
-    for (const { text, values } of this.ahead) {
-      c.parse({ text, name: '', types: [] });
-      c.bind({ portal: '', statement: '', values });
+    for (const { name, text, values } of this.ahead) {
+      if (name === undefined) c.parse({ text, name: '', types: [] }); // a named one is parsed already (sendReads)
+      c.bind({ portal: '', statement: name ?? '', values, valueMapper: prepareValue });
       c.describe({ type: 'P', name: '' }); // a statement with rows describes them before they come
       c.execute({ portal: '', rows: 0 });
     }

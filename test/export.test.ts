@@ -498,9 +498,9 @@ describe('exporting 100,000 rows', () => {
     expect(env.http.statements.clients.size).toBe(1);
     // One read-only snapshot as the trader, with the settings of every request; a server-side cursor.
     expect(env.http.statements.log[0]).toBe(
-      `START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL ROLE tradetrail_app; ` +
-        `SET LOCAL tradetrail.role = 'trader'; SET LOCAL tradetrail.trader_id = '${traderId}'; ` +
-        `SET LOCAL statement_timeout = ${cfg.statementTimeoutMs}; SET LOCAL jit = off`,
+      `START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT set_config('role', 'tradetrail_app', true), ` +
+        `set_config('tradetrail.role', 'trader', true), set_config('tradetrail.trader_id', '${traderId}', true), ` +
+        `set_config('statement_timeout', '${cfg.statementTimeoutMs}', true), set_config('jit', 'off', true)`,
     );
     expect(
       env.http.statements.log.filter((s) => s.startsWith('DECLARE tradetrail_export NO SCROLL CURSOR')),

@@ -51,6 +51,8 @@ export async function createTestDatabase(
 export class StatementCounter {
   count = 0;
   log: string[] = [];
+  /** Where each round trip's statements start in `log`. */
+  trips: number[] = [];
   /** The distinct connections the statements since `reset` went through. */
   clients = new Set<PoolClient>();
   attach(pool: Pool): void {
@@ -61,6 +63,7 @@ export class StatementCounter {
       const original = client.query.bind(client) as (...args: unknown[]) => unknown;
       (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
         this.count += 1;
+        this.trips.push(this.log.length);
         this.clients.add(client);
         const q = args[0];
         // Statements sent ahead of a query in its round trip (the transaction start: PipelinedQuery).
@@ -70,9 +73,16 @@ export class StatementCounter {
       };
     });
   }
+  /** The statements of each round trip, each cut to `width` characters. */
+  byTrip(width = 60): string[][] {
+    return this.trips.map((start, i) =>
+      this.log.slice(start, this.trips[i + 1]).map((s) => s.replace(/\s+/g, ' ').slice(0, width)),
+    );
+  }
   reset(): void {
     this.count = 0;
     this.log = [];
+    this.trips = [];
     this.clients = new Set();
   }
 }

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { Dec } from '../src/decimal';
 import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
 import { makeFills, makeLogs, makeOrders, makePositions, makeTraders } from './factories';
+import type { Principal } from '../src/auth';
 import { adminQuery, adminUrl, createTestDatabase, startTestApp, type TestApp } from './harness';
 import { Client } from 'pg';
 
@@ -16,7 +17,7 @@ const AUDIT_TRAIL = `{ positions(first: 100) { edges { node {
 
 /**
  * Round trips: the positions page (carrying the transaction's start: START TRANSACTION … READ ONLY and
- * the SET LOCALs), traders, orders (windowed), fills, logs, COMMIT.
+ * one SELECT of the settings), traders, orders (windowed), fills, logs, COMMIT.
  */
 const EXPECTED_STATEMENTS = 6;
 
@@ -100,16 +101,122 @@ describe('statements per request', () => {
     expect(large.statements.count).toBe(EXPECTED_STATEMENTS);
     // All of them on one connection, in one read-only transaction.
     expect(large.statements.clients.size).toBe(1);
-    expect(large.statements.log.slice(0, 6)).toEqual([
+    expect(large.statements.log.slice(0, 2)).toEqual([
       'START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY',
-      'SET LOCAL ROLE tradetrail_app',
-      "SET LOCAL tradetrail.role = 'admin'",
-      "SET LOCAL tradetrail.trader_id = ''",
-      'SET LOCAL statement_timeout = 10000',
-      'SET LOCAL jit = off',
+      "SELECT set_config('role', 'tradetrail_app', true), set_config('tradetrail.role', 'admin', true), " +
+        "set_config('tradetrail.trader_id', '', true), set_config('statement_timeout', '10000', true), " +
+        "set_config('jit', 'off', true)",
     ]);
-    expect(large.statements.log[6]).toMatch(/FROM "positions" t/);
+    expect(large.statements.log[2]).toMatch(/FROM "positions" t/);
     expect(large.statements.log.at(-1)).toBe('COMMIT');
+
+    // Once the connection has parsed the read statements, the loaders that dispatch together share a
+    // round trip: [start, positions], [traders, orders], [fills, logs], [COMMIT].
+    large.statements.reset();
+    const again = await large.run(AUDIT_TRAIL);
+    expect(again.errors).toBeUndefined();
+    expect(again.data).toEqual(l.data);
+    console.log(`the same request again: ${large.statements.count} round trips`, large.statements.byTrip());
+    expect(large.statements.count).toBe(4);
+    expect(large.statements.log).toHaveLength(8);
+  });
+
+  it('sends a lookup by id with its children, and a page with its totalCount, in one round trip', async () => {
+    const app = await appWith(3);
+    const m = app.dataSource.manager;
+    const [{ id: orderId, trader_id: traderId, position_id: positionId }] = await m.query(
+      `SELECT id, trader_id, position_id FROM orders ORDER BY created_at, id LIMIT 1`,
+    );
+    const fillIds = (
+      await m.query(`SELECT id FROM fills WHERE order_id = $1 ORDER BY executed_at, arrival`, [orderId])
+    ).map((r: { id: string }) => r.id);
+    const positionFills = Number(
+      (await m.query(`SELECT count(*) AS n FROM fills WHERE position_id = $1`, [positionId]))[0].n,
+    );
+    const warm = async (query: string, variables: Record<string, unknown>, principal?: Principal) => {
+      await app.run(query, variables, principal); // parses the named statements on the connection
+      app.statements.reset();
+      const result = await app.run<any>(query, variables, principal);
+      expect(result.errors).toBeUndefined();
+      return { data: result.data, trips: app.statements.byTrip(40) };
+    };
+
+    const order = await warm(`query($id: ID!) { order(id: $id) { id fills { id } executionLogs { seq } } }`, {
+      id: orderId.toUpperCase(),
+    });
+    expect(order.data.order.id).toBe(orderId);
+    expect(order.data.order.fills.map((f: { id: string }) => f.id)).toEqual(fillIds);
+    expect(order.data.order.executionLogs).toHaveLength(3);
+    // [start, settings, the order, its fills, its log], [COMMIT]
+    expect(order.trips.map((t) => t.length)).toEqual([5, 1]);
+
+    // Aliases, fragments and directives: each response key its own columns; a skipped field not read.
+    const shapes = await warm(
+      `query($id: ID!) { order(id: $id) { a: fills { id } b: fills { quantity } ...F executionLogs @skip(if: true) { seq } } }
+       fragment F on Order { fills { id price } }`,
+      { id: orderId },
+    );
+    expect(shapes.data.order.a.map((f: { id: string }) => f.id)).toEqual(fillIds);
+    expect(shapes.data.order.b).toHaveLength(5);
+    expect(shapes.data.order.fills.map((f: { id: string }) => f.id)).toEqual(fillIds);
+    expect(shapes.data.order.executionLogs).toBeUndefined();
+    expect(shapes.trips.map((t) => t.length)).toEqual([6, 1]);
+
+    // Another trader's order: null, and nothing of its children leaks.
+    const stranger: Principal = { sub: 'x', role: 'trader', traderId: '3f1b2c4d-0000-4000-8000-000000000000' };
+    expect(
+      (await warm(`query($id: ID!) { order(id: $id) { id fills { id } } }`, { id: orderId }, stranger)).data,
+    ).toEqual({
+      order: null,
+    });
+
+    const position = await warm(
+      `query($id: ID!) { position(id: $id) { id fills { id } orders(first: 3) { edges { node { id fills { id } } } } } }`,
+      { id: positionId },
+    );
+    expect(position.data.position.fills).toHaveLength(positionFills);
+    expect(position.data.position.orders.edges).toHaveLength(3);
+    expect(position.data.position.orders.edges[0].node.id).toBe(orderId);
+    expect(position.data.position.orders.edges[0].node.fills.map((f: { id: string }) => f.id)).toEqual(fillIds);
+    // [start, settings, the position, its fills, its orders], [their fills], [COMMIT]
+    expect(position.trips.map((t) => t.length)).toEqual([5, 1, 1]);
+
+    // A later page is not prefetched (the resolver checks its cursor), and a refused size is refused as before.
+    const after =
+      position.data.position.orders.edges[0].node.id &&
+      (
+        await app.run<any>(`query($id: ID!) { position(id: $id) { orders(first: 1) { pageInfo { endCursor } } } }`, {
+          id: positionId,
+        })
+      ).data.position.orders.pageInfo.endCursor;
+    const next = await warm(
+      `query($id: ID!, $after: String) { position(id: $id) { orders(first: 2, after: $after) { edges { node { id } } } } }`,
+      {
+        id: positionId,
+        after,
+      },
+    );
+    expect(next.data.position.orders.edges.map((e: { node: { id: string } }) => e.node.id)).toEqual(
+      position.data.position.orders.edges.slice(1).map((e: { node: { id: string } }) => e.node.id),
+    );
+    expect(next.trips.map((t) => t.length)).toEqual([3, 1, 1]);
+    const refused = await app.run(`query($id: ID!) { position(id: $id) { orders(first: 501) { totalCount } } }`, {
+      id: positionId,
+    });
+    expect(refused.errors?.[0].extensions?.code).toBe('BAD_USER_INPUT');
+
+    const page = await warm(
+      `query($t: ID!) { orders(first: 4, filter: { traderId: $t }) { totalCount edges { node { id } } } }`,
+      {
+        t: traderId,
+      },
+    );
+    expect(page.data.orders.edges).toHaveLength(4);
+    expect(page.data.orders.totalCount).toBe(
+      Number((await m.query(`SELECT count(*) AS n FROM orders WHERE trader_id = $1`, [traderId]))[0].n),
+    );
+    // [start, settings, the page, its count], [COMMIT]
+    expect(page.trips.map((t) => t.length)).toEqual([4, 1]);
   });
 
   it('releases the connection on every path: success, bad input mid-request, unknown ids', async () => {

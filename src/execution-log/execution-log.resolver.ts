@@ -1,5 +1,6 @@
-import type { Row, View } from '../loaders';
-import { Arg, Args, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import { listSelection, type Row, type View } from '../loaders';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Info, Int, Query, Resolver, Root } from 'type-graphql';
 import { requireRole } from '../auth';
 import { assertId } from '../ids';
 import type { Context } from '../context';
@@ -54,8 +55,9 @@ export class ExecutionLogResolver {
   executionLogs(
     @Args(() => ExecutionLogsArgs) args: ExecutionLogsArgs,
     @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
   ): Promise<ConnectionResult<Row<ExecutionLog>>> {
-    return listExecutionLogs(ctx.db, args);
+    return listExecutionLogs(ctx.db, args, listSelection(ctx.db, info, ExecutionLog));
   }
 
   @Query(() => ChainVerification, {

@@ -1,6 +1,6 @@
 import type { Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
-import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
+import { type ConnectionResult, type ListSelection, paginate, type SortKey, SortDirection } from '../pagination';
 import { type RequestDb, SqlWhere } from '../request-db';
 import type { JsonObject } from '../scalars';
 import type { OrderStatus } from '../order/order.entity';
@@ -24,6 +24,7 @@ const SORT_KEYS: Record<ExecutionLogSortField, SortKey> = {
 export function listExecutionLogs(
   db: RequestDb,
   args: ExecutionLogsArgs,
+  read: ListSelection = {},
 ): Promise<ConnectionResult<Row<ExecutionLog>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
@@ -35,6 +36,7 @@ export function listExecutionLogs(
     .add(`t."occurred_at" >= ?`, f.occurredFrom ?? undefined)
     .add(`t."occurred_at" < ?`, f.occurredTo ?? undefined);
   return paginate(db, {
+    ...read,
     list: 'executionLogs',
     entity: ExecutionLog,
     where,

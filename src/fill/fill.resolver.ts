@@ -1,4 +1,5 @@
-import type { Row, View } from '../loaders';
+import { listSelection, type Row, type View } from '../loaders';
+import type { GraphQLResolveInfo } from 'graphql';
 import { validateOrReject, type ValidationError } from 'class-validator';
 import {
   Arg,
@@ -7,6 +8,7 @@ import {
   Ctx,
   FieldResolver,
   ID,
+  Info,
   Mutation,
   Query,
   Resolver,
@@ -90,8 +92,12 @@ export class FillResolver {
   @Query(() => FillConnection, {
     description: 'Fills, most recently executed first; filter for exceptions or busted executions.',
   })
-  fills(@Args(() => FillsArgs) args: FillsArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Row<Fill>>> {
-    return listFills(ctx.db, args);
+  fills(
+    @Args(() => FillsArgs) args: FillsArgs,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<ConnectionResult<Row<Fill>>> {
+    return listFills(ctx.db, args, listSelection(ctx.db, info, Fill));
   }
 
   @Mutation(() => CorrectionResult, {

@@ -24,7 +24,7 @@ import {
   workingOrder,
 } from '../position/book.service';
 import { Position } from '../position/position.entity';
-import { type ConnectionResult, paginate, SortDirection } from '../pagination';
+import { type ConnectionResult, type ListSelection, paginate, SortDirection } from '../pagination';
 import {
   type AheadStatement,
   hydrate,
@@ -41,7 +41,11 @@ export type ExecutionOutcome =
   | { status: 'APPLIED' | 'DUPLICATE'; fill: Fill; order: Order; position: Position | null }
   | { status: 'REFUSED'; error: GraphQLError; audit?: LogEntry };
 
-export function listFills(db: RequestDb, args: FillsArgs): Promise<ConnectionResult<Row<Fill>>> {
+export function listFills(
+  db: RequestDb,
+  args: FillsArgs,
+  read: ListSelection = {},
+): Promise<ConnectionResult<Row<Fill>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(`t."trader_id" = ?::uuid`, f.traderId ?? undefined)
@@ -57,6 +61,7 @@ export function listFills(db: RequestDb, args: FillsArgs): Promise<ConnectionRes
   if (f.busted === true) where.add(busted);
   if (f.busted === false) where.add(`NOT ${busted}`);
   return paginate(db, {
+    ...read,
     list: 'fills',
     entity: Fill,
     where,

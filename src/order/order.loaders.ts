@@ -21,7 +21,7 @@ import {
   SortDirection,
   toPage,
 } from '../pagination';
-import { preparedRows, type RequestDb, SqlWhere } from '../request-db';
+import { type RequestDb, SqlWhere } from '../request-db';
 import { Order, type OrderStatus } from './order.entity';
 import type { PositionOrdersArgs } from './order.inputs';
 
@@ -67,21 +67,17 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
           // A window per position keeps one statement for any number of parents.
           const rows = !wanted.length
             ? []
-            : await db.run(async (m) => {
-                const { projection } = args;
-                const withKey = withProperty(projection, 'positionId');
-                const raw = await preparedRows<Row<Order> & { __sort: string }>(
-                  m,
+            : (
+                await db.read<Row<Order> & { __sort: string }>(
                   undefined,
-                  `SELECT ${rowColumns(m, Order, 'w', withKey)}, w."__sort" FROM (
+                  `SELECT ${rowColumns(db.dataSource.manager, Order, 'w', withProperty(args.projection, 'positionId'))}, w."__sort" FROM (
                      SELECT t.*, ${sortValueSql('t', POSITION_ORDERS_KEY)} AS "__sort",
                             row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
                      FROM "orders" t ${where}
                    ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
                   where.params,
-                );
-                return raw.map((r) => ({ positionId: r.positionId as string, node: r, sortValue: r.__sort }));
-              });
+                )
+              ).map((r) => ({ positionId: r.positionId as string, node: r, sortValue: r.__sort }));
           const byPosition = groupBy(rows, (r) => r.positionId);
           return positionIds.map((id) =>
             wanted.includes(id)

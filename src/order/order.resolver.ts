@@ -1,5 +1,5 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import { type Row, selection, type View } from '../loaders';
+import { listSelection, prefetch, type Row, selection, type View } from '../loaders';
 import { Arg, Args, Ctx, FieldResolver, ID, Info, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { requireRole, requireSelf } from '../auth';
 import type { Context } from '../context';
@@ -23,6 +23,16 @@ import { changeOrderStatus, listOrders, replaceOrder, submitOrder } from './orde
 
 export const OrderConnection = connectionType(Order, 'Order');
 
+/** An order's fills, the columns `info` asks for (its field resolver, and prefetched with `order(id)`). */
+function fillsOf(ctx: Context, info: GraphQLResolveInfo, orderId: string): Promise<View<Fill>[]> {
+  return ctx.loaders.fillsByOrderId.for(selection(ctx.db, info, Fill)).load(orderId);
+}
+
+/** An order's log entries, like `fillsOf`. */
+function logsOf(ctx: Context, info: GraphQLResolveInfo, orderId: string): Promise<View<ExecutionLog>[]> {
+  return ctx.loaders.logsByOrderId.for(selection(ctx.db, info, ExecutionLog)).load(orderId);
+}
+
 @Resolver(() => Order)
 export class OrderResolver {
   @Query(() => Order, { nullable: true, description: 'An order by id; null when there is none.' })
@@ -31,7 +41,13 @@ export class OrderResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<View<Order> | null> {
-    return ctx.loaders.orderById.for(selection(ctx.db, info, Order)).load(assertId(id));
+    const orderId = assertId(id);
+    const order = ctx.loaders.orderById.for(selection(ctx.db, info, Order)).load(orderId);
+    prefetch(info, {
+      fills: (child) => fillsOf(ctx, child, orderId),
+      executionLogs: (child) => logsOf(ctx, child, orderId),
+    });
+    return order;
   }
 
   @Query(() => OrderConnection)
@@ -40,7 +56,7 @@ export class OrderResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<ConnectionResult<Row<Order>>> {
-    return listOrders(ctx.db, args, selection(ctx.db, info, Order, true));
+    return listOrders(ctx.db, args, listSelection(ctx.db, info, Order));
   }
 
   @Mutation(() => Order, {
@@ -126,7 +142,7 @@ export class OrderResolver {
 
   @FieldResolver(() => [Fill], { description: 'Fills in execution order.' })
   fills(@Root() order: View<Order>, @Ctx() ctx: Context, @Info() info: GraphQLResolveInfo): Promise<View<Fill>[]> {
-    return ctx.loaders.fillsByOrderId.for(selection(ctx.db, info, Fill)).load(order.id);
+    return fillsOf(ctx, info, order.id);
   }
 
   @FieldResolver(() => [ExecutionLog], { description: 'The audit trail of this order, by seq.' })
@@ -135,7 +151,7 @@ export class OrderResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<View<ExecutionLog>[]> {
-    return ctx.loaders.logsByOrderId.for(selection(ctx.db, info, ExecutionLog)).load(order.id);
+    return logsOf(ctx, info, order.id);
   }
 
   @FieldResolver(() => Order, { nullable: true, description: 'The order this one replaced.' })

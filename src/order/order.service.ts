@@ -1,9 +1,9 @@
-import { EVERY_COLUMN, type Row } from '../loaders';
+import type { Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
 import { type Actor, appendLogs } from '../execution-log/execution-log.service';
-import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
+import { type ConnectionResult, type ListSelection, paginate, type SortKey, SortDirection } from '../pagination';
 import { hydrate, type RequestDb, SqlWhere, sqlRows } from '../request-db';
 import { Order, OrderStatus, OrderType } from './order.entity';
 import { OrderSortField, type OrdersArgs, type ReplaceOrderInput, type SubmitOrderInput } from './order.inputs';
@@ -18,7 +18,7 @@ const SORT_KEYS: Record<OrderSortField, SortKey> = {
 export function listOrders(
   db: RequestDb,
   args: OrdersArgs,
-  projection = EVERY_COLUMN,
+  read: ListSelection = {},
 ): Promise<ConnectionResult<Row<Order>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
@@ -34,7 +34,7 @@ export function listOrders(
   if (f.linked === true) where.add(`t."position_id" IS NOT NULL`);
   if (f.linked === false) where.add(`t."position_id" IS NULL`);
   return paginate(db, {
-    projection,
+    ...read,
     list: 'orders',
     entity: Order,
     where,

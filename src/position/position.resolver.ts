@@ -1,5 +1,5 @@
-import type { GraphQLResolveInfo } from 'graphql';
-import { type Row, selection, type View } from '../loaders';
+import { getArgumentValues, getNamedType, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
+import { listSelection, prefetch, type Row, selection, type View } from '../loaders';
 import {
   Arg,
   Args,
@@ -22,7 +22,7 @@ import { assertId } from '../ids';
 import { PositionOrdersArgs } from '../order/order.inputs';
 import { OrderConnection } from '../order/order.resolver';
 import { Order } from '../order/order.entity';
-import { connectionType, type ConnectionResult } from '../pagination';
+import { connectionType, type ConnectionResult, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../pagination';
 import { Trader } from '../trader/trader.entity';
 import { Position } from './position.entity';
 import { BookArgs, LinkOrderArgs, PositionsArgs, UnlinkOrderArgs } from './position.inputs';
@@ -60,6 +60,24 @@ export class BookRecalculation {
 
 export const PositionConnection = connectionType(Position, 'Position');
 
+/** A position's fills, the columns `info` asks for (its field resolver, and prefetched with `position(id)`). */
+function fillsOf(ctx: Context, info: GraphQLResolveInfo, positionId: string): Promise<View<Fill>[]> {
+  return ctx.loaders.fillsByPositionId.for(selection(ctx.db, info, Fill)).load(positionId);
+}
+
+/** A page of a position's orders, like `fillsOf`. */
+function ordersPageOf(
+  ctx: Context,
+  info: GraphQLResolveInfo,
+  positionId: string,
+  args: Pick<PositionOrdersArgs, 'first' | 'after' | 'status'>,
+) {
+  const projection = selection(ctx.db, info, Order, true);
+  return ctx.loaders.ordersPageByPositionId
+    .for({ first: args.first, after: args.after, status: args.status, projection })
+    .load(positionId);
+}
+
 @Resolver(() => Position)
 export class PositionResolver {
   @Query(() => Position, { nullable: true, description: 'A position by id; null when there is none.' })
@@ -68,7 +86,20 @@ export class PositionResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<View<Position> | null> {
-    return ctx.loaders.positionById.for(selection(ctx.db, info, Position)).load(assertId(id));
+    const positionId = assertId(id);
+    const position = ctx.loaders.positionById.for(selection(ctx.db, info, Position)).load(positionId);
+    prefetch(info, {
+      fills: (child) => fillsOf(ctx, child, positionId),
+      orders: (child) => {
+        const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().orders;
+        const args = getArgumentValues(field, child.fieldNodes[0], info.variableValues) as Partial<PositionOrdersArgs>;
+        // A later page, or a size the resolver will refuse, is left to the resolver.
+        const first = args.first ?? DEFAULT_PAGE_SIZE;
+        if (args.after != null || !Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) return undefined;
+        return ordersPageOf(ctx, child, positionId, { first, after: args.after, status: args.status });
+      },
+    });
+    return position;
   }
 
   @Query(() => PositionConnection)
@@ -77,7 +108,7 @@ export class PositionResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<ConnectionResult<Row<Position>>> {
-    return listPositions(ctx.db, args, selection(ctx.db, info, Position, true));
+    return listPositions(ctx.db, args, listSelection(ctx.db, info, Position));
   }
 
   @Mutation(() => Order, {
@@ -149,10 +180,7 @@ export class PositionResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<ConnectionResult<Row<Order>>> {
-    const projection = selection(ctx.db, info, Order, true);
-    const page = await ctx.loaders.ordersPageByPositionId
-      .for({ first: args.first, after: args.after, status: args.status, projection })
-      .load(position.id);
+    const page = await ordersPageOf(ctx, info, position.id, args);
     return { ...page, count: () => ctx.loaders.orderCountByPositionId.for(args.status ?? null).load(position.id) };
   }
 
@@ -162,6 +190,6 @@ export class PositionResolver {
     @Ctx() ctx: Context,
     @Info() info: GraphQLResolveInfo,
   ): Promise<View<Fill>[]> {
-    return ctx.loaders.fillsByPositionId.for(selection(ctx.db, info, Fill)).load(position.id);
+    return fillsOf(ctx, info, position.id);
   }
 }

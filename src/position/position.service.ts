@@ -1,11 +1,11 @@
-import { EVERY_COLUMN, type Row } from '../loaders';
+import type { Row } from '../loaders';
 import type { EntityManager } from 'typeorm';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
 import { type Actor, appendLogs } from '../execution-log/execution-log.service';
 import { Order } from '../order/order.entity';
 import { lockOrder } from '../order/order.service';
-import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
+import { type ConnectionResult, type ListSelection, paginate, type SortKey, SortDirection } from '../pagination';
 import { hydrate, type RequestDb, SqlWhere, sqlRows } from '../request-db';
 import { Position } from './position.entity';
 import {
@@ -29,7 +29,7 @@ const SORT_KEYS: Record<PositionSortField, SortKey> = {
 export function listPositions(
   db: RequestDb,
   args: PositionsArgs,
-  projection = EVERY_COLUMN,
+  read: ListSelection = {},
 ): Promise<ConnectionResult<Row<Position>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
@@ -41,7 +41,7 @@ export function listPositions(
     .add(`t."closed_at" >= ?`, f.closedFrom ?? undefined)
     .add(`t."closed_at" < ?`, f.closedTo ?? undefined);
   return paginate(db, {
-    projection,
+    ...read,
     list: 'positions',
     entity: Position,
     where,

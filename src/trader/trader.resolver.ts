@@ -1,5 +1,6 @@
-import type { Row, View } from '../loaders';
-import { Arg, Args, Ctx, ID, Query, Resolver } from 'type-graphql';
+import { listSelection, type Row, type View } from '../loaders';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Args, Ctx, ID, Info, Query, Resolver } from 'type-graphql';
 import type { Context } from '../context';
 import { assertId } from '../ids';
 import { connectionType, type ConnectionResult } from '../pagination';
@@ -17,7 +18,11 @@ export class TraderResolver {
   }
 
   @Query(() => TraderConnection)
-  traders(@Args(() => TradersArgs) args: TradersArgs, @Ctx() ctx: Context): Promise<ConnectionResult<Row<Trader>>> {
-    return listTraders(ctx.db, args);
+  traders(
+    @Args(() => TradersArgs) args: TradersArgs,
+    @Ctx() ctx: Context,
+    @Info() info: GraphQLResolveInfo,
+  ): Promise<ConnectionResult<Row<Trader>>> {
+    return listTraders(ctx.db, args, listSelection(ctx.db, info, Trader));
   }
 }

@@ -1,5 +1,5 @@
 import type { Row } from '../loaders';
-import { type ConnectionResult, paginate, type SortKey, SortDirection } from '../pagination';
+import { type ConnectionResult, type ListSelection, paginate, type SortKey, SortDirection } from '../pagination';
 import { type RequestDb, SqlWhere } from '../request-db';
 import { Trader } from './trader.entity';
 import { TraderSortField, type TradersArgs } from './trader.inputs';
@@ -13,7 +13,11 @@ function escapeLike(text: string): string {
   return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-export function listTraders(db: RequestDb, args: TradersArgs): Promise<ConnectionResult<Row<Trader>>> {
+export function listTraders(
+  db: RequestDb,
+  args: TradersArgs,
+  read: ListSelection = {},
+): Promise<ConnectionResult<Row<Trader>>> {
   const f = args.filter ?? {};
   const where = new SqlWhere()
     .add(
@@ -22,6 +26,7 @@ export function listTraders(db: RequestDb, args: TradersArgs): Promise<Connectio
     )
     .add(`t."external_ref" = ?`, f.externalRef ?? undefined);
   return paginate(db, {
+    ...read,
     list: 'traders',
     entity: Trader,
     where,
