@@ -243,6 +243,22 @@ function statementName(base: string, projection: Projection): string | undefined
   return name;
 }
 
+/**
+ * A read statement's prepared-statement name from its text, for statements whose text varies with the
+ * request (a page's filters and columns, never their values: those are parameters): one per distinct
+ * text, for the first texts this process meets; past that, unnamed, as with `statementName`.
+ */
+const MAX_NAMED_TEXTS = 256;
+const textNames = new Map<string, string>();
+export function textStatementName(prefix: string, text: string): string | undefined {
+  let name = textNames.get(text);
+  if (name === undefined && textNames.size < MAX_NAMED_TEXTS) {
+    name = `${prefix}_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
+    textNames.set(text, name);
+  }
+  return name;
+}
+
 /** Rows by id: `WHERE id = ANY(ids)`. */
 export function loaderById<T extends ObjectLiteral & { id: string }>(
   db: RequestDb,

@@ -4,7 +4,7 @@ import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import { BadUserInputError } from './errors';
 import { isUuid } from './ids';
 import { badTextReason } from './validation';
-import { type Projection, type Row, rowColumns } from './loaders';
+import { type Projection, type Row, rowColumns, textStatementName } from './loaders';
 import { type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -193,18 +193,32 @@ export function toPage<T extends { id: string }>(
   first: number,
   after: string | null | undefined,
 ): { edges: Edge<T>[]; pageInfo: PageInfo } {
-  const edges = nodes
-    .slice(0, first)
-    .map(({ node, sortValue }) => ({ node, cursor: encodeCursor(scope, sortValue, node.id) }));
+  const edges = nodes.slice(0, first).map(({ node, sortValue }) => new PageEdge(node, scope, sortValue));
   return {
     edges,
     pageInfo: {
       hasNextPage: nodes.length > first,
       hasPreviousPage: !!after,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return edges[0]?.cursor ?? null;
+      },
+      get endCursor() {
+        return edges.at(-1)?.cursor ?? null;
+      },
     },
   };
+}
+
+/** An edge whose cursor is written when it is read: a query that selects no `cursor` pays nothing for it. */
+class PageEdge<T extends { id: string }> implements Edge<T> {
+  constructor(
+    readonly node: T,
+    private readonly scope: CursorScope,
+    private readonly sortValue: string,
+  ) {}
+  get cursor(): string {
+    return encodeCursor(this.scope, this.sortValue, this.node.id);
+  }
 }
 
 /** The keyset condition "after this cursor" for `alias`, in the sort direction. */
@@ -255,17 +269,13 @@ export async function paginate<T extends ObjectLiteral & { id: string }>(
   const order = (alias: string) => `${alias}."${key.column}" ${direction}, ${alias}."id" ${direction}`;
   const sql =
     `SELECT ${rowColumns(m, q.entity, 'p', q.projection)}, ${sortValueSql('p', key)} AS "__sort" FROM (` +
-    `SELECT t.* FROM ${tableOf(m, q.entity)} t ${filtered} ORDER BY ${order('t')} LIMIT ${page.first + 1}` +
+    `SELECT t.* FROM ${tableOf(m, q.entity)} t ${filtered} ORDER BY ${order('t')} LIMIT ${filtered.param(page.first + 1)}` +
     `) p ORDER BY ${order('p')}`;
-  // Unnamed (its text varies with the filter). Asked for with the page (the same tick), the count goes
-  // to PostgreSQL in the page's round trip.
-  const pageRows = db.read<Row<T> & { __sort: string }>(undefined, sql, filtered.params);
-  const counting = () =>
-    db.read<{ n: number }>(
-      undefined,
-      `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`,
-      q.where.params,
-    );
+  // Named by its text (which filters, which order, which columns: not their values, which are parameters).
+  // Asked for with the page (the same tick), the count goes to PostgreSQL in the page's round trip.
+  const pageRows = db.read<Row<T> & { __sort: string }>(textStatementName('tt_page', sql), sql, filtered.params);
+  const countSql = `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`;
+  const counting = () => db.read<{ n: number }>(textStatementName('tt_count', countSql), countSql, q.where.params);
   const counted = q.withCount ? counting() : undefined;
   // A failure of the count is the page's too (one transaction); it is reported where totalCount is read.
   counted?.catch(() => undefined);

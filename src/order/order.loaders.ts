@@ -7,6 +7,7 @@ import {
   type ProjectedLoader,
   type Row,
   rowColumns,
+  textStatementName,
   withProperty,
 } from '../loaders';
 import { BadUserInputError } from '../errors';
@@ -65,16 +66,17 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
           if (cursor) afterCondition(where, 't', scopeOf(cursor.p!), cursor);
           const limit = where.param(args.first + 1);
           // A window per position keeps one statement for any number of parents.
+          const sql = `SELECT ${rowColumns(db.dataSource.manager, Order, 'w', withProperty(args.projection, 'positionId'))}, w."__sort" FROM (
+               SELECT t.*, ${sortValueSql('t', POSITION_ORDERS_KEY)} AS "__sort",
+                      row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
+               FROM "orders" t ${where}
+             ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`;
           const rows = !wanted.length
             ? []
             : (
                 await db.read<Row<Order> & { __sort: string }>(
-                  undefined,
-                  `SELECT ${rowColumns(db.dataSource.manager, Order, 'w', withProperty(args.projection, 'positionId'))}, w."__sort" FROM (
-                     SELECT t.*, ${sortValueSql('t', POSITION_ORDERS_KEY)} AS "__sort",
-                            row_number() OVER (PARTITION BY t."position_id" ORDER BY t."created_at", t."id") AS "__rn"
-                     FROM "orders" t ${where}
-                   ) w WHERE w."__rn" <= ${limit} ORDER BY w."position_id", w."__rn"`,
+                  textStatementName('tt_position_orders', sql),
+                  sql,
                   where.params,
                 )
               ).map((r) => ({ positionId: r.positionId as string, node: r, sortValue: r.__sort }));
@@ -95,8 +97,10 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
           const where = new SqlWhere()
             .add(`"position_id" = ANY(?::uuid[])`, positionIds)
             .add(`"status" = ?`, status ?? undefined);
-          const rows = await db.query<{ position_id: string; n: number }>(
-            `SELECT "position_id", count(*)::int AS n FROM "orders" ${where} GROUP BY "position_id"`,
+          const sql = `SELECT "position_id", count(*)::int AS n FROM "orders" ${where} GROUP BY "position_id"`;
+          const rows = await db.read<{ position_id: string; n: number }>(
+            textStatementName('tt_position_order_count', sql),
+            sql,
             where.params,
           );
           const counts = new Map(rows.map((r) => [r.position_id, r.n]));
