@@ -133,7 +133,7 @@ export class RequestDb {
    */
   private async begin(runner: QueryRunner): Promise<void> {
     takePendingBegin(runner);
-    await runner.query(this.beginStatements().join('; '));
+    await runner.query(this.beginStatements().simple);
     // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
     // that its commit/rollback (and anything using the manager) treat it as the transaction.
     Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
@@ -145,7 +145,7 @@ export class RequestDb {
    * the next request). The values are inlined, so they are checked first: a role from the fixed list, a UUID
    * or nothing, a whole number.
    */
-  private beginStatements(): string[] {
+  private beginStatements(): TransactionStart {
     const { role, traderId } = this.identity;
     if (!(ROLES as readonly string[]).includes(role) || (traderId !== null && !isUuid(traderId))) {
       throw new Error('refusing to open a transaction for an invalid identity');
@@ -157,18 +157,28 @@ export class RequestDb {
     ) {
       throw new Error('refusing to open a transaction on an invalid snapshot');
     }
-    return [
+    const transaction = [
       `START TRANSACTION${mode}`,
       ...(this.snapshot === undefined ? [] : [`SET TRANSACTION SNAPSHOT '${this.snapshot}'`]),
-      // One statement for every setting (`set_config(…, true)` is `SET LOCAL`; for `role`, `SET LOCAL ROLE`,
-      // membership checked the same way): PostgreSQL parses and runs one statement instead of five.
-      // No JIT compilation: Tradetrail's statements are index look-ups and bounded scans, and where the
-      // planner cannot estimate a join (a range per row: the tree's leaves of a proof) it overestimates
-      // the cost, and compiling took ~100 ms for a statement that runs in 2 (README "Exporting a trail").
-      `SELECT set_config('role', '${APPLICATION_ROLE}', true), set_config('tradetrail.role', '${role}', true), ` +
-        `set_config('tradetrail.trader_id', '${traderId ?? ''}', true), ` +
-        `set_config('statement_timeout', '${Math.trunc(this.statementTimeoutMs)}', true), set_config('jit', 'off', true)`,
     ];
+    // One statement for every setting (`set_config(…, true)` is `SET LOCAL`; for `role`, `SET LOCAL ROLE`,
+    // membership checked the same way), a prepared one where the start rides with a statement: PostgreSQL
+    // parses and plans it once per connection, where five `SET LOCAL`s were five statements each time.
+    // No JIT compilation: Tradetrail's statements are index look-ups and bounded scans, and where the
+    // planner cannot estimate a join (a range per row: the tree's leaves of a proof) it overestimates
+    // the cost, and compiling took ~100 ms for a statement that runs in 2 (README "Exporting a trail").
+    const values = [APPLICATION_ROLE, role, traderId ?? '', String(Math.trunc(this.statementTimeoutMs))];
+    const settings = (p: (i: number) => string) =>
+      `SELECT set_config('role', ${p(0)}, true), set_config('tradetrail.role', ${p(1)}, true), ` +
+      `set_config('tradetrail.trader_id', ${p(2)}, true), set_config('statement_timeout', ${p(3)}, true), ` +
+      `set_config('jit', 'off', true)`;
+    return {
+      ahead: [
+        ...transaction.map((text) => ({ text, values: [] })),
+        { name: 'tt_settings', text: settings((i) => `$${i + 1}`), values },
+      ],
+      simple: [...transaction, settings((i) => `'${values[i]}'`)].join('; '),
+    };
   }
 
   /**
@@ -367,7 +377,7 @@ export async function preparedRows<T = Record<string, unknown>>(
   }
   const named = name !== undefined && preparedStatementsOn(manager.connection);
   // The transaction's start, when no statement sent it yet (see deferBegin), goes first.
-  const ahead = [...(takePendingBegin(runner) ?? []).map((t) => ({ text: t, values: [] })), ...before];
+  const ahead = [...startOf(runner, preparedStatementsOn(manager.connection)), ...before];
   const results = await exchange(client, ahead, { name: named ? name : undefined, text, values });
   return results[results.length - 1].rows as T[];
 }
@@ -391,45 +401,22 @@ interface PendingRead {
   reject(error: unknown): void;
 }
 
-/** What node-postgres's connection knows of the named statements it has parsed (or sent to be). */
-interface ParsedStatements {
-  parsedStatements: Record<string, string | undefined>;
-  submittedNamedStatements?: Record<string, string | undefined>;
-}
-
-/** Whether the connection under `client` has parsed the named statement `name`. */
-function isParsed(client: PgClientLike, name: string): boolean {
-  const c = (client as unknown as { connection: ParsedStatements }).connection;
-  return c.parsedStatements[name] !== undefined || c.submittedNamedStatements?.[name] !== undefined;
-}
-
 /**
- * Sends `reads` (with the transaction's start if it is still pending) in as few exchanges as it can:
- * one, unless a named statement is new to the connection. node-postgres records a statement as parsed
- * only when it is an exchange's own (last) one, so a new named statement ends an exchange; once every
- * connection has parsed the read statements (after its first requests), that is never.
+ * Sends `reads` in one exchange, after the transaction's start if it is still pending, and gives each
+ * its rows.
  */
 async function sendReads(manager: EntityManager, reads: PendingRead[]): Promise<void> {
   const runner = manager.queryRunner!;
   const client = (runner as unknown as { databaseConnection: PgClientLike }).databaseConnection;
   const prepared = preparedStatementsOn(manager.connection);
-  let ahead: AheadStatement[] = (takePendingBegin(runner) ?? []).map((text) => ({ text, values: [] }));
-  let waiting: PendingRead[] = [];
-  const send = async (last: AheadStatement) => {
-    const results = await exchange(client, ahead, last);
-    const first = results.length - waiting.length;
-    waiting.forEach((read, i) => read.resolve(results[first + i].rows));
-    ahead = [];
-    waiting = [];
-  };
-  for (const read of reads) {
-    const name = prepared ? read.name : undefined;
-    const statement = { name, text: read.text, values: read.values };
-    waiting.push(read);
-    if (name !== undefined && !isParsed(client, name)) await send(statement);
-    else ahead.push(statement);
-  }
-  if (waiting.length) await send(ahead.pop()!);
+  const statements = reads.map((r) => ({ name: prepared ? r.name : undefined, text: r.text, values: r.values }));
+  const results = await exchange(
+    client,
+    [...startOf(runner, prepared), ...statements.slice(0, -1)],
+    statements.at(-1)!,
+  );
+  const first = results.length - reads.length;
+  reads.forEach((read, i) => read.resolve(results[first + i].rows));
 }
 
 /** `ahead`, then `last`, in one exchange (one Sync): every statement's result, `last`'s last. */
@@ -442,7 +429,6 @@ async function exchange(
     last.name === undefined ? { text: last.text, values: last.values } : (last as Required<AheadStatement>);
   const named = last.name !== undefined || ahead.some((a) => a.name !== undefined);
   try {
-    if (!ahead.length) return [await client.query(config)];
     return await new Promise<{ rows: unknown[] }[]>((resolve, reject) => {
       client.query(new PipelinedQuery(ahead, config), (error: Error | null, result: unknown) =>
         error ? reject(error) : resolve(Array.isArray(result) ? result : [result as { rows: unknown[] }]),
@@ -458,11 +444,26 @@ export function textArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 }
 
+/** A transaction's start, as statements to send ahead of another one, and as one simple query. */
+interface TransactionStart {
+  ahead: AheadStatement[];
+  simple: string;
+}
+
 const PENDING_BEGIN = Symbol('tradetrail.pendingBegin');
-type Deferring = QueryRunner & { [PENDING_BEGIN]?: string[] };
+type Deferring = QueryRunner & { [PENDING_BEGIN]?: TransactionStart };
+
+/**
+ * The statements of the transaction's start still to send ahead of `runner`'s first statement, now
+ * taken (none once sent); unnamed unless `prepared`.
+ */
+function startOf(runner: QueryRunner, prepared: boolean): AheadStatement[] {
+  const ahead = takePendingBegin(runner)?.ahead ?? [];
+  return prepared ? ahead : ahead.map(({ text, values }) => ({ text, values }));
+}
 
 /** The transaction start `deferBegin` left on `runner` for its first statement, now taken (undefined once sent). */
-function takePendingBegin(runner: QueryRunner): string[] | undefined {
+function takePendingBegin(runner: QueryRunner): TransactionStart | undefined {
   const pending = (runner as Deferring)[PENDING_BEGIN];
   delete (runner as Deferring)[PENDING_BEGIN];
   return pending;
@@ -475,13 +476,13 @@ function takePendingBegin(runner: QueryRunner): string[] | undefined {
  * (TypeORM's `query`, e.g. a loader or `m.query`) sends it alone first, as before. A request that runs
  * no statement starts no transaction.
  */
-function deferBegin(runner: QueryRunner, statements: string[]): void {
-  (runner as Deferring)[PENDING_BEGIN] = statements;
+function deferBegin(runner: QueryRunner, start: TransactionStart): void {
+  (runner as Deferring)[PENDING_BEGIN] = start;
   Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
   const query = runner.query.bind(runner);
   runner.query = (async (...args: Parameters<QueryRunner['query']>) => {
     const pending = takePendingBegin(runner);
-    if (pending) await query(pending.join('; '));
+    if (pending) await query(pending.simple);
     return query(...args);
   }) as QueryRunner['query'];
 }
@@ -503,9 +504,9 @@ class PipelinedQuery extends (PgQuery as new (config: object) => {
   submit(connection: unknown): unknown;
   prepare(connection: unknown): void;
   handleError(error: unknown, connection: unknown): void;
-  hasBeenParsed(connection: unknown): boolean;
 }) {
-  private parsedBefore = false;
+  /** Named statements this exchange parses: after an error, whether each was is not known. */
+  private readonly parsing: string[] = [];
   constructor(
     private readonly ahead: AheadStatement[],
     config: { name?: string; text: string; values: unknown[] },
@@ -515,18 +516,38 @@ class PipelinedQuery extends (PgQuery as new (config: object) => {
     super({ ...config, queryMode: 'extended' });
   }
   override submit(connection: unknown): unknown {
-    this.parsedBefore = !!this.hasBeenParsed(connection);
+    const c = connection as PgConnection;
+    if (this.name && uncertainOf(c).has(this.name)) {
+      // Its Parse was in a failed exchange: node-postgres is to parse it again, after a Close (prepare).
+      delete c.parsedStatements[this.name];
+      uncertainOf(c).delete(this.name);
+      this.closeFirst = true;
+    }
+    if (
+      this.name &&
+      c.parsedStatements[this.name] === undefined &&
+      c.submittedNamedStatements?.[this.name] === undefined
+    ) {
+      this.parsing.push(this.name);
+    }
     return super.submit(connection);
   }
+  /** Close this statement's name before parsing it (it may or may not exist on the server). */
+  private closeFirst = false;
   override prepare(connection: unknown): void {
-    const c = connection as {
-      parse(m: { text: string; name: string; types: unknown[] }): void;
-      bind(m: { portal: string; statement: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
-      describe(m: { type: string; name: string }): void;
-      execute(m: { portal: string; rows: number }): void;
-    };
+    const c = connection as PgConnection;
+    // Closing a statement that does not exist is no error: a name whose Parse may or may not have run
+    // (an earlier exchange failed after it) is closed and parsed again.
+    if (this.closeFirst) c.close({ type: 'S', name: this.name! });
     for (const { name, text, values } of this.ahead) {
-      if (name === undefined) c.parse({ text, name: '', types: [] }); // a named one is parsed already (sendReads)
+      if (name === undefined) c.parse({ text, name: '', types: [] });
+      else if (c.parsedStatements[name] === undefined || uncertainOf(c).has(name)) {
+        c.close({ type: 'S', name });
+        c.parse({ text, name, types: [] });
+        c.parsedStatements[name] = text;
+        uncertainOf(c).delete(name);
+        this.parsing.push(name);
+      }
       c.bind({ portal: '', statement: name ?? '', values, valueMapper: prepareValue });
       c.describe({ type: 'P', name: '' }); // a statement with rows describes them before they come
       c.execute({ portal: '', rows: 0 });
@@ -534,13 +555,33 @@ class PipelinedQuery extends (PgQuery as new (config: object) => {
     super.prepare(connection);
   }
   override handleError(error: unknown, connection: unknown): void {
-    // The client took a ParseComplete of the statements ahead for this one's: when this one never got
-    // parsed, forget it, so that the next use parses it again.
-    if (this.name && !this.parsedBefore) {
-      delete (connection as { parsedStatements: Record<string, string> }).parsedStatements[this.name];
+    // PostgreSQL skips everything after the failure up to the Sync: a statement this exchange parsed
+    // may exist or not. (The client also took the ParseCompletes of the statements ahead for this
+    // one's.) Each is closed and parsed again on its next use.
+    const c = connection as PgConnection;
+    for (const name of this.parsing) {
+      delete c.parsedStatements[name];
+      uncertainOf(c).add(name);
     }
     super.handleError(error, connection);
   }
+}
+
+/** node-postgres's connection, as PipelinedQuery writes to it (checked against pg 8.23.1). */
+interface PgConnection {
+  parsedStatements: Record<string, string | undefined>;
+  submittedNamedStatements?: Record<string, string | undefined>;
+  parse(m: { text: string; name: string; types: unknown[] }): void;
+  bind(m: { portal: string; statement: string; values: unknown[]; valueMapper: (v: unknown) => unknown }): void;
+  describe(m: { type: string; name: string }): void;
+  execute(m: { portal: string; rows: number }): void;
+  close(m: { type: 'S'; name: string }): void;
+  [UNCERTAIN]?: Set<string>;
+}
+const UNCERTAIN = Symbol('tradetrail.uncertainStatements');
+/** The connection's named statements whose Parse was in a failed exchange. */
+function uncertainOf(c: PgConnection): Set<string> {
+  return (c[UNCERTAIN] ??= new Set());
 }
 
 /**

@@ -76,9 +76,10 @@ describe('TRADETRAIL_PREPARED_STATEMENTS', () => {
   it('off: not one named statement reaches PostgreSQL; on: the write path prepares its statements', async () => {
     expect(await namedStatementsAfterWrites(false)).toEqual([]);
     const named = await namedStatementsAfterWrites(true);
-    // The start (orders, positions, known executions, the books' latest fills) and the writes.
-    expect(named).toEqual(expect.arrayContaining(['ledger_start_by_id', 'ledger_write_ufo']));
-    expect(named.every((n) => n.startsWith('ledger_'))).toBe(true);
+    // The start (orders, positions, known executions, the books' latest fills) and the writes; every
+    // transaction's settings.
+    expect(named).toEqual(expect.arrayContaining(['ledger_start_by_id', 'ledger_write_ufo', 'tt_settings']));
+    expect(named.every((n) => n.startsWith('ledger_') || n === 'tt_settings')).toBe(true);
   });
 });
 
@@ -489,7 +490,7 @@ const MINE = `query($other: ID!) {
     expect(new Set(failed.map((r) => r.body.errors![0].extensions?.code))).toEqual(new Set(['INTERNAL_SERVER_ERROR']));
     // The cause, in the server's log: a named statement prepared on one server connection, used on another.
     expect(server.output()).toMatch(
-      /prepared statement \\?"ledger_\w+\\?" (already exists|does not exist): .* Set TRADETRAIL_PREPARED_STATEMENTS=false/,
+      /prepared statement \\?"(ledger|tt)_\w+\\?" (already exists|does not exist): .* Set TRADETRAIL_PREPARED_STATEMENTS=false/,
     );
     console.log(
       `with prepared statements through PgBouncer: ${failed.length} of ${answers.length} recordExecution calls failed`,
