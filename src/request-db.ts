@@ -375,16 +375,16 @@ export async function preparedRows<T = Record<string, unknown>>(
     for (const b of before) await manager.query(b.text, b.values);
     return sqlRows<T>(manager, text, values);
   }
-  const named = name !== undefined && preparedStatementsOn(manager.connection);
+  const prepared = preparedStatementsOn(manager.connection);
   // The transaction's start, when no statement sent it yet (see deferBegin), goes first.
-  const ahead = [...startOf(runner, preparedStatementsOn(manager.connection)), ...before];
-  const results = await exchange(client, ahead, { name: named ? name : undefined, text, values });
+  const ahead = [...startOf(runner, prepared), ...before];
+  const results = await exchange(client, ahead, { name: prepared ? name : undefined, text, values });
   return results[results.length - 1].rows as T[];
 }
 
 /**
  * A statement sent ahead of another in the same exchange: unnamed (parsed for this execution), or named
- * and already parsed on the connection.
+ * (parsed in the exchange when the connection has not parsed it yet: see PipelinedQuery).
  */
 export interface AheadStatement {
   name?: string;
@@ -488,13 +488,14 @@ function deferBegin(runner: QueryRunner, start: TransactionStart): void {
 }
 
 /**
- * node-postgres's Query, preceded by other statements (the transaction start, the book locks) in the
- * same extended-protocol exchange: Parse/Bind/Describe/Execute for each, then the query's own
- * Parse/Bind/Describe/Execute, one Sync, one ReadyForQuery. PostgreSQL runs them in order, each with a
- * snapshot of its own, and stops at the first error (the rest is skipped up to the Sync); the callback
- * gets every statement's result, the query's last. Relies on Query's `prepare(connection)` and the
- * connection's parse/bind/execute writers, and on the client counting every ParseComplete as the named
- * statement's: checked against pg 8.23.1.
+ * node-postgres's Query, preceded by other statements (the transaction start, the book locks, the
+ * other reads of a tick) in the same extended-protocol exchange: Parse (unless the connection has
+ * parsed that named statement; Close first for a new name)/Bind/Describe/Execute for each, then the
+ * query's own, one Sync, one ReadyForQuery. PostgreSQL runs them in order, each with a snapshot of its
+ * own, and stops at the first error (the rest is skipped up to the Sync); the callback gets every
+ * statement's result, the query's last. Relies on Query's `submit`/`prepare(connection)`, the
+ * connection's parse/bind/describe/execute/close writers and its `parsedStatements`, and on the client
+ * counting every ParseComplete as the query's own statement's: checked against pg 8.23.1.
  */
 const PgQuery = (pg as unknown as { Query: new (config: object) => object }).Query;
 /** node-postgres's own conversion of a parameter to its text (arrays as array literals, dates, JSON). */
