@@ -174,7 +174,8 @@ export class RequestDb {
       `set_config('jit', 'off', true)`;
     return {
       ahead: [
-        ...transaction.map((text) => ({ text, values: [] })),
+        // Named too (parsed once per connection), but for the snapshot's, whose text varies.
+        ...transaction.map((text, i) => ({ name: i === 0 ? `tt_start_${this.mode}` : undefined, text, values: [] })),
         { name: 'tt_settings', text: settings((i) => `$${i + 1}`), values },
       ],
       simple: [...transaction, settings((i) => `'${values[i]}'`)].join('; '),

@@ -77,9 +77,11 @@ describe('TRADETRAIL_PREPARED_STATEMENTS', () => {
     expect(await namedStatementsAfterWrites(false)).toEqual([]);
     const named = await namedStatementsAfterWrites(true);
     // The start (orders, positions, known executions, the books' latest fills) and the writes; every
-    // transaction's settings.
-    expect(named).toEqual(expect.arrayContaining(['ledger_start_by_id', 'ledger_write_ufo', 'tt_settings']));
-    expect(named.every((n) => n.startsWith('ledger_') || n === 'tt_settings')).toBe(true);
+    // transaction's start and settings.
+    expect(named).toEqual(
+      expect.arrayContaining(['ledger_start_by_id', 'ledger_write_ufo', 'tt_start_write', 'tt_settings']),
+    );
+    expect(named.every((n) => n.startsWith('ledger_') || ['tt_start_write', 'tt_settings'].includes(n))).toBe(true);
   });
 });
 
