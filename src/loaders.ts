@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import DataLoader from 'dataloader';
 import type Decimal from 'decimal.js';
-import type { FieldNode, FragmentDefinitionNode, GraphQLResolveInfo, SelectionSetNode } from 'graphql';
+import {
+  type FieldNode,
+  type FragmentDefinitionNode,
+  getArgumentValues,
+  getNamedType,
+  type GraphQLResolveInfo,
+  isObjectType,
+  type SelectionSetNode,
+} from 'graphql';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import type { EntityManager, EntityMetadata, EntityTarget, ObjectLiteral } from 'typeorm';
 import type { ListSelection } from './pagination';
@@ -225,36 +233,18 @@ export function withProperty(projection: Projection, property: string): Projecti
 }
 
 /**
- * A read statement's prepared-statement name: one per statement and projection, for the first
- * projections this process meets (the queries dashboards repeat); past that, unnamed — a client
- * varying its selections endlessly must not grow every connection's statement cache without bound.
+ * A read statement's prepared-statement name, from its text: one per distinct text (which table,
+ * filters, order and columns; never the values, which are parameters), for the first texts this process
+ * meets (the queries dashboards repeat); past that, unnamed — a client varying its selections endlessly
+ * must not grow every connection's statement cache without bound.
  */
-const MAX_NAMED_PROJECTIONS = 64;
-const statementNames = new Map<string, string | undefined>();
-function statementName(base: string, projection: Projection): string | undefined {
-  if (!projection.properties) return base;
-  const id = `${base}:${projection.key}`;
-  if (statementNames.has(id)) return statementNames.get(id);
-  const name =
-    statementNames.size < MAX_NAMED_PROJECTIONS
-      ? `${base}_${createHash('sha1').update(projection.key).digest('hex').slice(0, 10)}`
-      : undefined;
-  if (statementNames.size < MAX_NAMED_PROJECTIONS * 4) statementNames.set(id, name);
-  return name;
-}
-
-/**
- * A read statement's prepared-statement name from its text, for statements whose text varies with the
- * request (a page's filters and columns, never their values: those are parameters): one per distinct
- * text, for the first texts this process meets; past that, unnamed, as with `statementName`.
- */
-const MAX_NAMED_TEXTS = 256;
-const textNames = new Map<string, string>();
-export function textStatementName(prefix: string, text: string): string | undefined {
-  let name = textNames.get(text);
-  if (name === undefined && textNames.size < MAX_NAMED_TEXTS) {
+const MAX_NAMED_STATEMENTS = 256;
+const statementNames = new Map<string, string>();
+export function statementName(prefix: string, text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
     name = `${prefix}_${createHash('sha1').update(text).digest('hex').slice(0, 16)}`;
-    textNames.set(text, name);
+    statementNames.set(text, name);
   }
   return name;
 }
@@ -269,11 +259,8 @@ export function loaderById<T extends ObjectLiteral & { id: string }>(
       new DataLoader(async (ids) => {
         const m = db.dataSource.manager;
         const table = tableOf(m, entity);
-        const rows = await db.read<Row<T>>(
-          statementName(`tt_read_${table.slice(1, -1)}_by_id`, projection),
-          `SELECT ${rowColumns(m, entity, 't', projection)} FROM ${table} t WHERE t."id" = ANY($1::uuid[])`,
-          [ids],
-        );
+        const sql = `SELECT ${rowColumns(m, entity, 't', projection)} FROM ${table} t WHERE t."id" = ANY($1::uuid[])`;
+        const rows = await db.read<Row<T>>(statementName(`tt_read_${table.slice(1, -1)}_by_id`, sql), sql, [ids]);
         const found = new Map(rows.map((r) => [r.id as string, r]));
         return ids.map((id) => found.get(id) ?? null);
       }),
@@ -294,11 +281,10 @@ export function loaderByParent<T extends ObjectLiteral>(
         const table = tableOf(m, entity);
         const key = propertyOf(m, entity, column);
         const withKey = withProperty(projection, key);
-        const rows = await db.read<Row<T>>(
-          statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, withKey),
-          `SELECT ${rowColumns(m, entity, 't', withKey)} FROM ${table} t WHERE t."${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`,
-          [keys],
-        );
+        const sql = `SELECT ${rowColumns(m, entity, 't', withKey)} FROM ${table} t WHERE t."${column}" = ANY($1::uuid[]) ORDER BY ${orderBy}`;
+        const rows = await db.read<Row<T>>(statementName(`tt_read_${table.slice(1, -1)}_by_${column}`, sql), sql, [
+          keys,
+        ]);
         const groups = groupBy(rows, (r) => r[key] as string);
         return keys.map((k) => groups.get(k) ?? []);
       }),
@@ -326,15 +312,18 @@ export function groupBy<I, V = I>(
  * (an order's fills and log, a position's orders and fills), so that their statements go to PostgreSQL
  * in the lookup's own round trip (see `RequestDb.read`) instead of one round trip after it; the child
  * resolvers then find their rows in the loaders' caches. `children` maps a field's name to its load, given
- * the field's part of the query (as its own resolver would get it); a load that returns undefined (its
- * arguments say it cannot be prefetched) is left to the resolver. A field under a directive (@skip,
+ * the field's part of the query (as its own resolver would get it) and its arguments (coerced, defaults
+ * applied); a load that returns undefined (its arguments say it cannot be prefetched) is left to the
+ * resolver. A field under a directive (@skip,
  * @include) is left to its resolver too. When the lookup finds nothing, the children's rows (none: they
  * belong to the same id, under the same row-level security) are simply not used.
  */
 export function prefetch(
   info: GraphQLResolveInfo,
-  children: Record<string, (child: GraphQLResolveInfo) => Promise<unknown> | undefined>,
+  children: Record<string, (child: GraphQLResolveInfo, args: Record<string, unknown>) => Promise<unknown> | undefined>,
 ): void {
+  const type = getNamedType(info.returnType);
+  const fields = isObjectType(type) ? type.getFields() : {};
   const byResponseKey = new Map<string, FieldNode[]>();
   const visit = (set: SelectionSetNode | undefined): void => {
     for (const s of set?.selections ?? []) {
@@ -352,7 +341,9 @@ export function prefetch(
     // Its error, if any, is the resolver's to report (it gets the same promise from the loader's cache,
     // or, when the prefetch itself could not start, starts the load again).
     try {
-      children[nodes[0].name.value]({ ...info, fieldNodes: nodes })?.catch(() => undefined);
+      const name = nodes[0].name.value;
+      const args = getArgumentValues(fields[name], nodes[0], info.variableValues);
+      children[name]({ ...info, fieldNodes: nodes }, args)?.catch(() => undefined);
     } catch {
       // left to the resolver
     }

@@ -4,7 +4,7 @@ import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import { BadUserInputError } from './errors';
 import { isUuid } from './ids';
 import { badTextReason } from './validation';
-import { type Projection, type Row, rowColumns, textStatementName } from './loaders';
+import { type Projection, type Row, rowColumns, statementName } from './loaders';
 import { type RequestDb, SqlWhere, tableOf } from './request-db';
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -273,9 +273,9 @@ export async function paginate<T extends ObjectLiteral & { id: string }>(
     `) p ORDER BY ${order('p')}`;
   // Named by its text (which filters, which order, which columns: not their values, which are parameters).
   // Asked for with the page (the same tick), the count goes to PostgreSQL in the page's round trip.
-  const pageRows = db.read<Row<T> & { __sort: string }>(textStatementName('tt_page', sql), sql, filtered.params);
+  const pageRows = db.read<Row<T> & { __sort: string }>(statementName('tt_page', sql), sql, filtered.params);
   const countSql = `SELECT count(*)::int AS n FROM ${tableOf(m, q.entity)} t ${q.where}`;
-  const counting = () => db.read<{ n: number }>(textStatementName('tt_count', countSql), countSql, q.where.params);
+  const counting = () => db.read<{ n: number }>(statementName('tt_count', countSql), countSql, q.where.params);
   const counted = q.withCount ? counting() : undefined;
   // A failure of the count is the page's too (one transaction); it is reported where totalCount is read.
   counted?.catch(() => undefined);

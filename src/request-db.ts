@@ -329,7 +329,6 @@ export async function sqlRows<T = Record<string, unknown>>(
 }
 
 interface PgClientLike {
-  query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
   query(query: object, callback: (error: Error | null, result: unknown) => void): void;
 }
 

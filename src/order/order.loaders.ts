@@ -7,7 +7,7 @@ import {
   type ProjectedLoader,
   type Row,
   rowColumns,
-  textStatementName,
+  statementName,
   withProperty,
 } from '../loaders';
 import { BadUserInputError } from '../errors';
@@ -75,7 +75,7 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
             ? []
             : (
                 await db.read<Row<Order> & { __sort: string }>(
-                  textStatementName('tt_position_orders', sql),
+                  statementName('tt_position_orders', sql),
                   sql,
                   where.params,
                 )
@@ -99,7 +99,7 @@ export function createOrderLoaders(db: RequestDb): OrderLoaders {
             .add(`"status" = ?`, status ?? undefined);
           const sql = `SELECT "position_id", count(*)::int AS n FROM "orders" ${where} GROUP BY "position_id"`;
           const rows = await db.read<{ position_id: string; n: number }>(
-            textStatementName('tt_position_order_count', sql),
+            statementName('tt_position_order_count', sql),
             sql,
             where.params,
           );

@@ -1,4 +1,4 @@
-import { getArgumentValues, getNamedType, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import { listSelection, prefetch, type Row, selection, type View } from '../loaders';
 import {
   Arg,
@@ -90,9 +90,8 @@ export class PositionResolver {
     const position = ctx.loaders.positionById.for(selection(ctx.db, info, Position)).load(positionId);
     prefetch(info, {
       fills: (child) => fillsOf(ctx, child, positionId),
-      orders: (child) => {
-        const field = (getNamedType(info.returnType) as GraphQLObjectType).getFields().orders;
-        const args = getArgumentValues(field, child.fieldNodes[0], info.variableValues) as Partial<PositionOrdersArgs>;
+      orders: (child, a) => {
+        const args = a as Partial<PositionOrdersArgs>;
         // A later page, or a size the resolver will refuse, is left to the resolver.
         const first = args.first ?? DEFAULT_PAGE_SIZE;
         if (args.after != null || !Number.isInteger(first) || first < 0 || first > MAX_PAGE_SIZE) return undefined;
