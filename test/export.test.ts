@@ -1,6 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { parse as parseStream } from 'csv-parse';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import type { Pool } from 'pg';
@@ -10,7 +13,8 @@ import { main as verifyCli } from '../scripts/verify';
 import { buildExportData } from '../scripts/bench-export';
 import { createVerifier, mintToken, type Role } from '../src/auth';
 import { parseConfig } from '../src/config';
-import { csvLine, EXPORT_BATCH, neutraliseFormula } from '../src/compliance/export';
+import { csvLine, EXPORT_BATCH, EXPORT_FIELDS, neutraliseFormula } from '../src/compliance/export';
+import { canonicalColumnsSql } from '../src/execution-log/entry-encoding';
 import { TrailVerifier, verifyTrail } from '../src/execution-log/trail';
 import { makeTrader } from './factories';
 import { createTestDatabase, listenApp, SERVICE, StatementCounter, startTestApp, type TestApp } from './harness';
@@ -417,6 +421,120 @@ describe('exporting trails (small data, over HTTP)', () => {
     // Refusals hold no connection.
     expect(await until(() => poolIdle(env.http.pool))).toBe(true);
   });
+
+  // Last in this block: it adds a trader and orders the tests above do not expect.
+  it('writes every record as PostgreSQL’s row_to_json writes it, awkward text, corrections and pending entries included', async () => {
+    const carol = (await makeTrader(env.app.dataSource.manager, { name: 'Carol' })).id;
+    const awkward = await submit(carol, { clientOrderId: 'naïve "q" \\\\ 日本 😀', quantity: '12.000000001' });
+    await fill(awkward, '3.5', '0.000000001', 'EX-AWK');
+    await gql(`mutation($input: CorrectExecutionInput!) { correctExecution(input: $input) { status } }`, {
+      input: {
+        correctionId: 'C-AWK',
+        execId: 'EX-AWK',
+        venue: 'XNAS',
+        price: '12345678.9',
+        reason: '+"quoted",\nline',
+      },
+    });
+    await cancel(awkward, 'tab\there, bell \u0007, CR\r, emoji 😀, backslash \\');
+    const plain = await submit(carol, { symbol: 'MSFT', clientOrderId: 'comma,only' });
+    await fill(plain, '1', '99.99');
+
+    // The reference: each record as the export's earlier version had PostgreSQL write it (row_to_json,
+    // numerics as their text, times by to_char), from the same columns.
+    const db = env.app.dataSource;
+    const columns = async (fields: readonly (readonly [string, string])[], from: string) => {
+      const [types] = (await db.query(
+        `SELECT ${fields.map(([, sql], i) => `pg_typeof(${sql})::text AS t${i}`).join(', ')} FROM ${from} LIMIT 1`,
+      )) as Record<string, string>[];
+      return fields
+        .map(([key, sql], i) => {
+          const type = types[`t${i}`];
+          const expression =
+            type === 'numeric'
+              ? `${sql}::text`
+              : type === 'timestamp with time zone'
+                ? `to_char(${sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+                : sql;
+          return `${expression} AS "${key}"`;
+        })
+        .join(', ');
+    };
+    const byId = async (sql: string) =>
+      new Map(((await db.query(sql, [carol])) as { id: string; json: string }[]).map((r) => [r.id, r.json]));
+    const orders = await byId(
+      `SELECT o.id, row_to_json(r)::text AS json FROM orders o
+       CROSS JOIN LATERAL (SELECT ${await columns(EXPORT_FIELDS.order, 'orders o')}) r WHERE o.trader_id = $1`,
+    );
+    const fills = await byId(
+      `SELECT f.id, row_to_json(r)::text AS json FROM fills f CROSS JOIN LATERAL (SELECT ${await columns(EXPORT_FIELDS.fill, 'fills f')},
+         coalesce((SELECT json_agg(row_to_json(cr) ORDER BY c.seq) FROM fill_corrections c
+           CROSS JOIN LATERAL (SELECT ${await columns(EXPORT_FIELDS.correction, 'fill_corrections c')}) cr
+           WHERE c.fill_id = f.id), '[]') AS "corrections") r WHERE f.trader_id = $1`,
+    );
+    const entries = await byId(
+      `SELECT l.id, row_to_json(r)::text AS json FROM execution_logs l
+       CROSS JOIN LATERAL (SELECT ${canonicalColumnsSql('l')}) r WHERE l.trader_id = $1`,
+    );
+    expect([orders.size, fills.size, entries.size]).toEqual([2, 2, (await expected([awkward, plain])).entries]);
+
+    const bearer = await token('compliance');
+    const lines = ndjsonLines(await (await get(env.http.base, `/export/traders/${carol}`, bearer)).text());
+    const seen = { order: 0, fill: 0, entry: 0 };
+    for (const line of lines) {
+      const record = JSON.parse(line) as Record<string, any>;
+      if (record.type === 'order' || record.type === 'fill') {
+        const json = (record.type === 'order' ? orders : fills).get(record.id)!;
+        expect(line).toBe(`{"type":"${record.type}",${json.slice(1)}`);
+        seen[record.type as 'order' | 'fill'] += 1;
+      } else if (record.type === 'entry') {
+        expect(line).toBe(
+          `{"type":"entry","entry":${entries.get(record.entry.id)},"leafIndex":null,"inclusionProof":null}`,
+        );
+        seen.entry += 1;
+      }
+    }
+    expect(seen).toEqual({ order: 2, fill: 2, entry: entries.size });
+    const awkwardOrder = lines.map((l) => JSON.parse(l) as Record<string, any>).find((r) => r.id === awkward)!;
+    expect(awkwardOrder.clientOrderId).toBe('naïve "q" \\\\ 日本 😀');
+
+    // CSV: every cell the value of that JSON (null empty, numbers as printed, formulas neutralised,
+    // details as compact JSON), and quoted wherever needed, or the rows would not parse back.
+    const rows = csvRows(await (await get(env.http.base, `/export/traders/${carol}?format=csv`, bearer)).text());
+    const cell = (value: unknown) =>
+      value === null || value === undefined
+        ? ''
+        : typeof value === 'string'
+          ? neutraliseFormula(value)
+          : typeof value === 'number'
+            ? String(value)
+            : JSON.stringify(value);
+    const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const sameCells = (row: Record<string, string>, json: string, skip: string[] = []) => {
+      const values = JSON.parse(json) as Record<string, unknown>;
+      for (const [key, value] of Object.entries(values)) {
+        if (!skip.includes(key)) expect([key, row[snake(key)]]).toEqual([key, cell(value)]);
+      }
+      return values;
+    };
+    expect(countBy(rows, 'record_type')).toEqual({
+      checkpoint: 1,
+      order: 2,
+      fill: 2,
+      correction: 1,
+      log_entry: entries.size,
+    });
+    for (const row of rows) {
+      if (row.record_type === 'order') sameCells(row, orders.get(row.id)!);
+      else if (row.record_type === 'fill') sameCells(row, fills.get(row.id)!, ['corrections']);
+      else if (row.record_type === 'correction') {
+        const fill = JSON.parse(fills.get(row.fill_id)!) as { corrections: Record<string, unknown>[]; orderId: string };
+        sameCells(row, JSON.stringify(fill.corrections.find((c) => c.id === row.id)));
+        expect(row.order_id).toBe(fill.orderId);
+      } else if (row.record_type === 'log_entry') sameCells(row, entries.get(row.id)!);
+    }
+    expect(rows.find((r) => r.record_type === 'correction')!.reason).toBe(`'+"quoted",\nline`);
+  });
 });
 
 describe('exporting before any checkpoint', () => {
@@ -503,7 +621,7 @@ describe('exporting 100,000 rows', () => {
         `set_config('statement_timeout', '${cfg.statementTimeoutMs}', true), set_config('jit', 'off', true)`,
     );
     expect(
-      env.http.statements.log.filter((s) => s.startsWith('DECLARE tradetrail_export NO SCROLL CURSOR')),
+      env.http.statements.log.filter((s) => s.startsWith('DECLARE tradetrail_export BINARY NO SCROLL CURSOR')),
     ).toHaveLength(1);
     expect(env.http.statements.log[env.http.statements.log.length - 1]).toBe('COMMIT');
   });
@@ -511,15 +629,20 @@ describe('exporting 100,000 rows', () => {
   it('streams the same 100,000 rows as CSV', async () => {
     const res = await get(env.http.base, `/export/traders/${traderId}?format=csv`, await token('compliance'));
     expect(res.status).toBe(200);
+    // Parsed as it arrives (a parse of the whole text at once would hold the event loop for seconds,
+    // and the HTTP client could then reuse a keep-alive connection the server has meanwhile closed).
+    const parser = Readable.fromWeb(res.body as WebReadableStream).pipe(
+      parseStream({ bom: true, record_delimiter: ['\r\n', '\n', '\r'] }),
+    );
+    const types: Record<string, number> = {};
+    let header: string[] | undefined;
     // Arrays, not objects: only the record type is counted.
-    const rows = parse(await res.text(), { bom: true, record_delimiter: ['\r\n', '\n', '\r'] }) as string[][];
-    expect(rows[0][0]).toBe('record_type');
-    expect(
-      countBy(
-        rows.slice(1).map((r) => ({ type: r[0] })),
-        'type',
-      ),
-    ).toEqual({
+    for await (const row of parser as AsyncIterable<string[]>) {
+      if (!header) header = row;
+      else types[row[0]] = (types[row[0]] ?? 0) + 1;
+    }
+    expect(header![0]).toBe('record_type');
+    expect(types).toEqual({
       checkpoint: 1,
       order: ORDERS,
       fill: 2 * ORDERS,

@@ -133,7 +133,7 @@ class ResponseSink implements ExportSink {
     });
   }
 
-  write(chunk: string): Promise<void> {
+  write(chunk: string | Buffer): Promise<void> {
     if (this.closed || !chunk || this.res.write(chunk)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {

@@ -1,6 +1,8 @@
 import type { EntityManager } from 'typeorm';
+import { type BinaryRow, binaryRows } from '../db/binary-fetch';
+import { arrayElements, ByteWriter, OID, RecordReader, writeJson } from '../db/binary-values';
 import { NotFoundError } from '../errors';
-import { canonicalColumnsSql, ENTRY_FIELDS } from '../execution-log/entry-encoding';
+import { ENTRY_FIELDS } from '../execution-log/entry-encoding';
 import {
   findCheckpoint,
   inclusionProofsOfLeaves,
@@ -11,7 +13,6 @@ import {
   TRAIL_FORMAT,
   TRAIL_VERSION,
   type TrailCheckpointRecord,
-  type TrailEntryRecord,
   type TrailHeaderRecord,
 } from '../execution-log/trail';
 import { SqlWhere } from '../request-db';
@@ -23,12 +24,18 @@ import { SqlWhere } from '../request-db';
  * NDJSON (the trail format of trail.ts, which `npm run verify` reads, plus `order`, `fill` and `end`
  * records that verifiers of version 1 ignore) or as one CSV table.
  *
- * Memory does not grow with the export: the rows come from one server-side cursor (`DECLARE … CURSOR`
- * inside the request's transaction, `FETCH 1000` at a time; this works through PgBouncer's
+ * Memory does not grow with the export: the rows come from one server-side cursor (`DECLARE … BINARY
+ * CURSOR` inside the request's transaction, `FETCH 1000` at a time; this works through PgBouncer's
  * transaction pooling) that already yields them in output order, and a batch is written, waiting for
  * the client to take it, before the one after the next is fetched (at most two batches in memory). A
  * batch costs at most two statements: the FETCH (whose entry rows carry their leaf in the Merkle tree)
  * and the tree nodes their proofs need; both run while the batch before is formatted and written.
+ *
+ * The rows stay binary from PostgreSQL to the response: each is a record of its columns in binary
+ * form, read without node-postgres's per-row objects and text (binary-fetch.ts), and written as NDJSON
+ * or CSV bytes straight from the binary values (binary-values.ts: exact numerics, microsecond times).
+ * Having PostgreSQL write every record as JSON text cost it more CPU than finding the rows, and this
+ * process as much again to take that text apart and put it back together.
  *
  * This reads orders, fills, corrections and log entries with its own SQL instead of their modules'
  * loaders (STYLE.md asks otherwise): loaders materialise whole lists, and a streamed export has to
@@ -55,7 +62,7 @@ export interface ExportSink {
   /** Called once, when the export is sure to start (every check passed): send the headers. */
   start(contentType: string, extension: string, checkpoint: StoredCheckpointRow | null): void;
   /** Resolves when the reader can take more (or is gone). */
-  write(chunk: string): Promise<void>;
+  write(chunk: string | Buffer): Promise<void>;
 }
 
 export interface ExportCounts {
@@ -72,113 +79,143 @@ export const EXPORT_BATCH = 1000;
 
 const CURSOR = 'tradetrail_export';
 
-/** A time as text, UTC with microseconds (the entries' encoding writes times the same way). */
-const utc = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-/** numeric as stored: its text, never a float. */
-const num = (column: string) => `${column}::text`;
+/**
+ * What each record holds, in order: its NDJSON key (CSV columns are their snake_case) and the column.
+ * Rows come from a BINARY cursor as records (`ROW(…)`) and are written here from their binary values
+ * (RecordReader): numerics as their exact text (`"20.000000000"`, never a float), times as UTC with
+ * microseconds, enums as their text.
+ */
+type Fields = readonly (readonly [key: string, sql: string])[];
 
-/** What an `order` record holds (NDJSON keys; CSV columns are their snake_case). */
-const ORDER_FIELDS: Record<string, string> = {
-  id: 'o.id',
-  traderId: 'o.trader_id',
-  positionId: 'o.position_id',
-  clientOrderId: 'o.client_order_id',
-  brokerOrderId: 'o.broker_order_id',
-  symbol: 'o.symbol',
-  side: 'o.side',
-  orderType: 'o.order_type',
-  timeInForce: 'o.time_in_force',
-  quantity: num('o.quantity'),
-  price: num('o.price'),
-  stopPrice: num('o.stop_price'),
-  stopLoss: num('o.stop_loss'),
-  takeProfit: num('o.take_profit'),
-  status: 'o.status',
-  baseStatus: 'o.base_status',
-  brokerStatus: 'o.broker_status',
-  filledQuantity: num('o.filled_quantity'),
-  overfilledQuantity: num('o.overfilled_quantity'),
-  fillNotional: num('o.fill_notional'),
-  averageFillPrice: num('o.average_fill_price'),
-  tradeId: 'o.trade_id',
-  strategyType: 'o.strategy_type',
-  source: 'o.source',
-  replacesOrderId: 'o.replaces_order_id',
-  parentOrderId: 'o.parent_order_id',
-  createdAt: utc('o.created_at'),
-  updatedAt: utc('o.updated_at'),
-  submittedAt: utc('o.submitted_at'),
-  filledAt: utc('o.filled_at'),
-  canceledAt: utc('o.canceled_at'),
-  expiredAt: utc('o.expired_at'),
-  expiresAt: utc('o.expires_at'),
-};
+const ORDER_FIELDS: Fields = [
+  ['id', 'o.id'],
+  ['traderId', 'o.trader_id'],
+  ['positionId', 'o.position_id'],
+  ['clientOrderId', 'o.client_order_id'],
+  ['brokerOrderId', 'o.broker_order_id'],
+  ['symbol', 'o.symbol'],
+  ['side', 'o.side::text'],
+  ['orderType', 'o.order_type::text'],
+  ['timeInForce', 'o.time_in_force::text'],
+  ['quantity', 'o.quantity'],
+  ['price', 'o.price'],
+  ['stopPrice', 'o.stop_price'],
+  ['stopLoss', 'o.stop_loss'],
+  ['takeProfit', 'o.take_profit'],
+  ['status', 'o.status::text'],
+  ['baseStatus', 'o.base_status::text'],
+  ['brokerStatus', 'o.broker_status'],
+  ['filledQuantity', 'o.filled_quantity'],
+  ['overfilledQuantity', 'o.overfilled_quantity'],
+  ['fillNotional', 'o.fill_notional'],
+  ['averageFillPrice', 'o.average_fill_price'],
+  ['tradeId', 'o.trade_id'],
+  ['strategyType', 'o.strategy_type::text'],
+  ['source', 'o.source::text'],
+  ['replacesOrderId', 'o.replaces_order_id'],
+  ['parentOrderId', 'o.parent_order_id'],
+  ['createdAt', 'o.created_at'],
+  ['updatedAt', 'o.updated_at'],
+  ['submittedAt', 'o.submitted_at'],
+  ['filledAt', 'o.filled_at'],
+  ['canceledAt', 'o.canceled_at'],
+  ['expiredAt', 'o.expired_at'],
+  ['expiresAt', 'o.expires_at'],
+];
 
 /** A `fill` record, as recorded (never changed); its `corrections` say what it became. */
-const FILL_FIELDS: Record<string, string> = {
-  id: 'f.id',
-  orderId: 'f.order_id',
-  traderId: 'f.trader_id',
-  positionId: 'f.position_id',
-  symbol: 'f.symbol',
-  execId: 'f.exec_id',
-  venue: 'f.venue',
-  quantity: num('f.quantity'),
-  price: num('f.price'),
-  commission: num('f.commission'),
-  liquidity: 'f.liquidity',
-  overfilledQuantity: num('f.overfilled_quantity'),
-  arrival: 'f.arrival::text',
-  arrivalException: 'f.arrival_exception',
-  executedAt: utc('f.executed_at'),
-  createdAt: utc('f.created_at'),
-};
+const FILL_FIELDS: Fields = [
+  ['id', 'f.id'],
+  ['orderId', 'f.order_id'],
+  ['traderId', 'f.trader_id'],
+  ['positionId', 'f.position_id'],
+  ['symbol', 'f.symbol'],
+  ['execId', 'f.exec_id'],
+  ['venue', 'f.venue'],
+  ['quantity', 'f.quantity'],
+  ['price', 'f.price'],
+  ['commission', 'f.commission'],
+  ['liquidity', 'f.liquidity::text'],
+  ['overfilledQuantity', 'f.overfilled_quantity'],
+  ['arrival', 'f.arrival::text'],
+  ['arrivalException', 'f.arrival_exception::text'],
+  ['executedAt', 'f.executed_at'],
+  ['createdAt', 'f.created_at'],
+];
 
 /** One correction or bust of a fill, oldest first in the fill's `corrections`. */
-const CORRECTION_FIELDS: Record<string, string> = {
-  id: 'c.id',
-  fillId: 'c.fill_id',
-  correctionId: 'c.correction_id',
-  kind: 'c.kind',
-  quantity: num('c.quantity'),
-  price: num('c.price'),
-  commission: num('c.commission'),
-  previousQuantity: num('c.previous_quantity'),
-  previousPrice: num('c.previous_price'),
-  previousCommission: num('c.previous_commission'),
-  reason: 'c.reason',
-  actor: 'c.actor',
-  source: 'c.source',
-  createdAt: utc('c.created_at'),
+const CORRECTION_FIELDS: Fields = [
+  ['id', 'c.id'],
+  ['fillId', 'c.fill_id'],
+  ['correctionId', 'c.correction_id'],
+  ['kind', 'c.kind::text'],
+  ['quantity', 'c.quantity'],
+  ['price', 'c.price'],
+  ['commission', 'c.commission'],
+  ['previousQuantity', 'c.previous_quantity'],
+  ['previousPrice', 'c.previous_price'],
+  ['previousCommission', 'c.previous_commission'],
+  ['reason', 'c.reason'],
+  ['actor', 'c.actor'],
+  ['source', 'c.source'],
+  ['createdAt', 'c.created_at'],
+];
+
+/** A log entry's fields: exactly the canonical encoding's (ENTRY_FIELDS), which the verifier hashes. */
+const ENTRY_COLUMNS: Record<(typeof ENTRY_FIELDS)[number], string> = {
+  id: 'l.id',
+  orderId: 'l.order_id',
+  traderId: 'l.trader_id',
+  seq: 'l.seq',
+  action: 'l.action::text',
+  fromStatus: 'l.from_status::text',
+  toStatus: 'l.to_status::text',
+  reason: 'l.reason',
+  errorCode: 'l.error_code',
+  retryAttempt: 'l.retry_attempt',
+  actor: 'l.actor',
+  source: 'l.source',
+  details: 'l.details',
+  occurredAt: 'l.occurred_at',
+  recordedAt: 'l.recorded_at',
+  prevHash: 'l.prev_hash',
+  hash: 'l.hash',
+  seal: 'l.seal',
 };
+const ENTRY_EXPORT_FIELDS: Fields = ENTRY_FIELDS.map((key) => [key, ENTRY_COLUMNS[key]] as const);
 
-/** `SELECT <sql> AS "<key>", …`: row_to_json of it is the record, compact, keys in this order. */
-const selectList = (fields: Record<string, string>) =>
-  Object.entries(fields)
-    .map(([key, sql]) => `${sql} AS "${key}"`)
-    .join(', ');
+/** The fields of each kind of record (for tests that check the records against PostgreSQL's own JSON of them). */
+export const EXPORT_FIELDS = { order: ORDER_FIELDS, fill: FILL_FIELDS, correction: CORRECTION_FIELDS } as const;
 
-/** One row of the export's cursor, in output order: its kind, its id, and its record as JSON text. */
+const row = (fields: Fields) => `ROW(${fields.map(([, sql]) => sql).join(', ')})`;
+/** `"key":` of each field, for writing a record's members. */
+const jsonKeys = (fields: Fields) => fields.map(([key]) => `${JSON.stringify(key)}:`);
+const ORDER_KEYS = jsonKeys(ORDER_FIELDS);
+const FILL_KEYS = jsonKeys(FILL_FIELDS);
+const CORRECTION_KEYS = jsonKeys(CORRECTION_FIELDS);
+const ENTRY_KEYS = jsonKeys(ENTRY_EXPORT_FIELDS);
+
+/**
+ * One row of the export's cursor, in output order: its kind (0 order, 1 fill, 2 entry) and its record
+ * (the bytes of the `ROW(…)`, a view into the fetched data). An entry's record ends with its leaf in
+ * the Merkle tree (index and hash; NULL when it is not in the tree yet), read when the batch is fetched.
+ */
 interface CursorRow {
   k: 0 | 1 | 2;
-  id: string;
-  payload: string;
-  /** A fill's number of corrections (0 for the other kinds). */
-  corrections: number;
-  /** An entry's leaf index (bigint as text) and leaf hash; null when it is not in the tree yet (and for the other kinds). */
-  leaf: string | null;
-  leaf_hash: Buffer | null;
+  record: Buffer;
+  /** An entry's leaf index and hash; null when it is not in the tree yet (and for the other kinds). */
+  leaf: LeafRow | null;
 }
 
 /**
  * The rows of the export, in output order: for each order (by created_at, then id) the order (k 0),
- * its fills (k 1, in execution time, then arrival; each with its corrections) and its log entries
- * (k 2, in seq order; exactly the canonical encoding's fields, and the entry's leaf in the Merkle tree,
- * read here rather than through leavesOf: one index look-up in the cursor instead of a statement per
- * batch). The orders are selected and sorted first
- * (an index look-up of the trader, the position or the order) and each order's few rows are sorted on
- * their own (an incremental sort), so PostgreSQL sorts only the orders themselves. Records are JSON text made by PostgreSQL
- * (row_to_json: compact, numbers as their numeric text), so NDJSON passes them through unparsed.
+ * its fills (k 1, in execution time, then arrival; each with its corrections, oldest first, as an
+ * array of records) and its log entries (k 2, in seq order; exactly the canonical encoding's fields,
+ * then the entry's leaf in the Merkle tree: one index look-up in the cursor instead of a statement per
+ * batch). The orders are selected and sorted first (an index look-up of the trader, the position or the
+ * order) and each order's few rows are sorted on their own (an incremental sort), so PostgreSQL sorts
+ * only the orders themselves. The values stay binary: PostgreSQL neither formats nor escapes them
+ * (formatting them as JSON text there cost it more than reading the rows).
  */
 function cursorSql(request: ExportRequest, where: SqlWhere): string {
   const id = where.param(request.id);
@@ -192,27 +229,20 @@ function cursorSql(request: ExportRequest, where: SqlWhere): string {
                 UNION SELECT f.order_id FROM fills f WHERE f.position_id = ${id}::uuid)`,
     );
   where.add(`o.created_at >= ?::timestamptz`, request.from).add(`o.created_at < ?::timestamptz`, request.to);
-  const corrections = `coalesce((SELECT json_agg(row_to_json(cr) ORDER BY c.seq)
-    FROM fill_corrections c CROSS JOIN LATERAL (SELECT ${selectList(CORRECTION_FIELDS)}) cr
-    WHERE c.fill_id = f.id), '[]')`;
+  const corrections = `(SELECT array_agg(${row(CORRECTION_FIELDS)} ORDER BY c.seq) FROM fill_corrections c WHERE c.fill_id = f.id)`;
   // The orders, sorted on their own first: the trail's rows then come in order with a sort per order
   // (an incremental sort). Left to itself, a cursor's plan walks every order by time and filters out the
   // other traders' (a fast start, but at 1,000,000 orders it read 1.6 million pages instead of 0.7).
-  return `SELECT x.k, x.id, x.payload, x.corrections, x.leaf, x.leaf_hash
+  return `SELECT x.k, x.r
     FROM (SELECT * FROM orders o ${where} ORDER BY o.created_at, o.id) o
     CROSS JOIN LATERAL (
-      SELECT 0 AS k, NULL::timestamptz AS t, 0::bigint AS n, o.id, row_to_json(r)::text AS payload, 0 AS corrections,
-        NULL::text AS leaf, NULL::bytea AS leaf_hash
-      FROM (SELECT ${selectList(ORDER_FIELDS)}) r
+      SELECT 0 AS k, NULL::timestamptz AS t, 0::bigint AS n, ${row(ORDER_FIELDS)} AS r
       UNION ALL
-      SELECT 1, f.executed_at, f.arrival, f.id, row_to_json(r)::text, json_array_length(r.corrections), NULL, NULL
-      -- OFFSET 0 keeps the subquery whole, so that the corrections are read once (not again for their count).
-      FROM fills f CROSS JOIN LATERAL (SELECT ${selectList(FILL_FIELDS)}, ${corrections} AS "corrections" OFFSET 0) r
-      WHERE f.order_id = o.id
+      SELECT 1, f.executed_at, f.arrival, ROW(${FILL_FIELDS.map(([, sql]) => sql).join(', ')}, ${corrections})
+      FROM fills f WHERE f.order_id = o.id
       UNION ALL
-      SELECT 2, NULL, l.seq, l.id, row_to_json(r)::text, 0, ll.leaf_index::text, ll.leaf_hash
-      FROM execution_logs l CROSS JOIN LATERAL (SELECT ${canonicalColumnsSql('l')}) r
-        LEFT JOIN log_leaves ll ON ll.entry_id = l.id
+      SELECT 2, NULL, l.seq, ROW(${ENTRY_EXPORT_FIELDS.map(([, sql]) => sql).join(', ')}, ll.leaf_index, ll.leaf_hash)
+      FROM execution_logs l LEFT JOIN log_leaves ll ON ll.entry_id = l.id
       WHERE l.order_id = o.id
     ) x
     ORDER BY o.created_at, o.id, x.k, x.t, x.n`;
@@ -229,13 +259,25 @@ async function assertVisible(m: EntityManager, request: ExportRequest): Promise<
 /** An entry's inclusion proof: its leaf index and the proof's hashes as hex. */
 interface EntryProof {
   leafIndex: number;
-  hashes: string[];
+  hashes: Buffer[];
 }
 
 /** A batch of cursor rows, with the inclusion proof of each entry (none: pending). */
 interface Batch {
   rows: CursorRow[];
-  proofs: Map<string, EntryProof>;
+  /** By the entry's position in `rows`. */
+  proofs: Map<number, EntryProof>;
+}
+
+/** Readers of a record and of the records inside it (a fill's corrections). */
+const OUTER = new RecordReader();
+const INNER = new RecordReader();
+
+/** The starts of a fill's corrections (its record's field after FILL_FIELDS, an array of records). */
+function correctionsOf(fill: Buffer): number[] {
+  OUTER.open(fill, 0);
+  for (let i = 0; i <= FILL_FIELDS.length; i++) OUTER.next();
+  return OUTER.start < 0 ? [] : (arrayElements(fill, OUTER.start) as number[]);
 }
 
 /** Formats batches: one string per batch (kept small: memory follows the batch, not the export). */
@@ -243,15 +285,15 @@ interface Writer {
   contentType: string;
   extension: string;
   begin(header: TrailHeaderRecord, checkpoint: StoredCheckpointRow | null): string;
-  rows(batch: Batch): string;
+  rows(batch: Batch): string | Buffer;
   end(counts: ExportCounts): string;
 }
 
 /**
- * NDJSON: the trail format (trail.ts), each order followed by its fills and its entries. The records
- * come from PostgreSQL as compact JSON text and are passed through: an `order` or `fill` record is
- * `{"type":…,` + the record's members, an `entry` record is `TrailEntryRecord` with the entry's
- * canonical fields as they are (the verifier parses and JCS-encodes them, as for writeTrail's output).
+ * NDJSON: the trail format (trail.ts), each order followed by its fills and its entries: an `order`
+ * or `fill` record is `{"type":…,` + the record's members, an `entry` record is `TrailEntryRecord` with
+ * the entry's canonical fields (the verifier parses and JCS-encodes them, as for writeTrail's output).
+ * Compact JSON, keys in the order of the field lists above.
  */
 const NDJSON: Writer = {
   contentType: 'application/x-ndjson',
@@ -264,27 +306,90 @@ const NDJSON: Writer = {
     return text;
   },
   rows({ rows, proofs }) {
-    let text = '';
-    for (const r of rows) {
-      if (r.k === 0) text += `{"type":"order",${r.payload.slice(1)}\n`;
-      else if (r.k === 1) text += `{"type":"fill",${r.payload.slice(1)}\n`;
-      else text += entryLine(r.payload, proofs.get(r.id));
+    const out = new ByteWriter(BATCH_BYTES);
+    const elements = new Map<Buffer, Buffer>();
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (r.k === 0) {
+        out.bytes(ORDER_START);
+        writeMembers(out, r.record, ORDER_KEY_BYTES);
+        out.bytes(LINE_END);
+      } else if (r.k === 1) {
+        out.bytes(FILL_START);
+        writeMembers(out, r.record, FILL_KEY_BYTES);
+        out.bytes(CORRECTIONS_START);
+        correctionsOf(r.record).forEach((at, c) => {
+          if (c > 0) out.bytes(ELEMENT_SEPARATOR);
+          out.byte(0x7b);
+          writeMembers(out, r.record, CORRECTION_KEY_BYTES, at, INNER);
+          out.byte(0x7d);
+        });
+        out.bytes(CORRECTIONS_END);
+      } else writeEntryLine(out, r.record, proofs.get(i), elements);
     }
-    return text;
+    return out.take();
   },
   // Lets a reader tell a complete export from a truncated one (a trail cannot show its own end).
   end: (counts) => `${JSON.stringify({ type: 'end', ...counts })}\n`,
 };
 
 /**
- * `{"type":"entry","entry":{…},"leafIndex":…,"inclusionProof":…}` (TrailEntryRecord) around the entry's
- * JSON. The proof is written as JSON.stringify would write it (hex needs no escaping).
+ * `{"type":"entry","entry":{…},"leafIndex":…,"inclusionProof":…}` (TrailEntryRecord): the entry's members,
+ * its leaf and its proof as JSON.stringify would write them (hex needs no escaping).
  */
-function entryLine(entryJson: string, proof: EntryProof | undefined): string {
-  if (!proof) return `{"type":"entry","entry":${entryJson},"leafIndex":null,"inclusionProof":null}\n`;
-  const leafIndex: TrailEntryRecord['leafIndex'] = proof.leafIndex;
-  const inclusionProof = proof.hashes.length ? `["${proof.hashes.join('","')}"]` : '[]';
-  return `{"type":"entry","entry":${entryJson},"leafIndex":${leafIndex},"inclusionProof":${inclusionProof}}\n`;
+function writeEntryLine(
+  out: ByteWriter,
+  record: Buffer,
+  proof: EntryProof | undefined,
+  elements: Map<Buffer, Buffer>,
+): void {
+  out.bytes(ENTRY_START);
+  writeMembers(out, record, ENTRY_KEY_BYTES);
+  if (!proof) return out.bytes(ENTRY_PENDING_END);
+  out.bytes(ENTRY_LEAF);
+  out.uint(proof.leafIndex);
+  out.bytes(ENTRY_PROOF);
+  proof.hashes.forEach((hash, i) => {
+    // `"<hex>"`, with a comma before all but the first: made once per distinct node of the batch
+    // (neighbouring leaves share most of their proofs' nodes, as the same Buffer).
+    let element = elements.get(hash);
+    if (!element) elements.set(hash, (element = Buffer.from(`,"${hash.toString('hex')}"`, 'latin1')));
+    out.bytes(element, i === 0 ? 1 : 0);
+  });
+  out.bytes(ENTRY_PROVEN_END);
+}
+
+/** Room for a batch of NDJSON (about 1.1 MB for 1,000 rows with proofs against a tree of millions). */
+const BATCH_BYTES = 3 << 19;
+
+/** The fixed pieces of NDJSON lines, as bytes. */
+const ascii = (text: string) => Buffer.from(text, 'latin1');
+const ORDER_START = ascii('{"type":"order",');
+const FILL_START = ascii('{"type":"fill",');
+const CORRECTIONS_START = ascii(',"corrections":[');
+/** What PostgreSQL's json_agg wrote between the corrections, kept. */
+const ELEMENT_SEPARATOR = ascii(', ');
+const CORRECTIONS_END = ascii(']}\n');
+const LINE_END = ascii('}\n');
+const ENTRY_START = ascii('{"type":"entry","entry":{');
+const ENTRY_PENDING_END = ascii('},"leafIndex":null,"inclusionProof":null}\n');
+const ENTRY_LEAF = ascii('},"leafIndex":');
+const ENTRY_PROOF = ascii(',"inclusionProof":[');
+const ENTRY_PROVEN_END = ascii(']}\n');
+const keyBytes = (keys: readonly string[]) => keys.map((key, i) => ascii(i === 0 ? key : `,${key}`));
+const ORDER_KEY_BYTES = keyBytes(ORDER_KEYS);
+const FILL_KEY_BYTES = keyBytes(FILL_KEYS);
+const CORRECTION_KEY_BYTES = keyBytes(CORRECTION_KEYS);
+const ENTRY_KEY_BYTES = keyBytes(ENTRY_KEYS);
+
+/** A record's members (`"id":"…","traderId":"…",…`), `keys` (with their commas) for its first fields. */
+function writeMembers(out: ByteWriter, buf: Buffer, keys: readonly Buffer[], at = 0, reader = OUTER): void {
+  reader.open(buf, at);
+  for (const key of keys) {
+    reader.next();
+    out.bytes(key);
+    writeJson(reader, out);
+  }
 }
 
 const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -305,7 +410,7 @@ const CSV_COLUMNS: readonly string[] = [
     'order_id',
     'fill_id',
     'trader_id',
-    ...[ORDER_FIELDS, FILL_FIELDS, CORRECTION_FIELDS].flatMap((fields) => Object.keys(fields).map(snake)),
+    ...[ORDER_FIELDS, FILL_FIELDS, CORRECTION_FIELDS].flatMap((fields) => fields.map(([key]) => snake(key))),
     ...ENTRY_FIELDS.map(snake),
     'leaf_index',
     'inclusion_proof',
@@ -315,8 +420,8 @@ const CSV_COLUMNS: readonly string[] = [
 const COLUMN = new Map(CSV_COLUMNS.map((c, i) => [c, i]));
 /** Where each record key goes in a CSV row (keys of all kinds, computed once). */
 const KEY_COLUMN = new Map(
-  [ORDER_FIELDS, FILL_FIELDS, CORRECTION_FIELDS, Object.fromEntries(ENTRY_FIELDS.map((f) => [f, '']))]
-    .flatMap((fields) => Object.keys(fields))
+  [ORDER_FIELDS, FILL_FIELDS, CORRECTION_FIELDS, ENTRY_EXPORT_FIELDS]
+    .flatMap((fields) => fields.map(([key]) => key))
     .map((key) => [key, COLUMN.get(snake(key))!]),
 );
 
@@ -372,6 +477,143 @@ export function csvLine(values: readonly unknown[]): string {
   return `${fields.join(',')}\r\n`;
 }
 
+/** The positions of a record's fields (its type, start and end; start -1 for NULL), for random access. */
+class FieldTable {
+  buf!: Buffer;
+  readonly oid = new Uint32Array(64);
+  readonly start = new Int32Array(64);
+  readonly end = new Int32Array(64);
+  private readonly reader = new RecordReader();
+  read(buf: Buffer, at: number): this {
+    this.buf = buf;
+    const count = this.reader.open(buf, at);
+    for (let i = 0; i < count; i++) {
+      this.reader.next();
+      this.oid[i] = this.reader.oid;
+      this.start[i] = this.reader.start;
+      this.end[i] = this.reader.end;
+    }
+    return this;
+  }
+}
+const OWN = new FieldTable();
+const INNER_FIELDS = new FieldTable();
+
+/** Sources of a CSV column besides the row's own fields (which are their index, 0 and up). */
+const NONE = -1;
+/** A field of the record the row sits in (a correction's fill): OUTER_FIELD + its index. */
+const OUTER_FIELD = 1000;
+const DETAILS_JSON = -2;
+const LEAF_INDEX = -3;
+const INCLUSION_PROOF = -4;
+
+interface CsvPlan {
+  /** `record_type` and its comma. */
+  type: Buffer;
+  /** Per column after the first, where its value comes from. */
+  sources: Int16Array;
+}
+
+function csvPlan(recordType: string, fields: Fields, also: Record<string, number>): CsvPlan {
+  const sources = new Int16Array(CSV_COLUMNS.length - 1).fill(NONE);
+  fields.forEach(([key], i) => (sources[KEY_COLUMN.get(key)! - 1] = i));
+  for (const [column, source] of Object.entries(also)) sources[COLUMN.get(column)! - 1] = source;
+  return { type: ascii(recordType), sources };
+}
+const fieldIndex = (fields: Fields, key: string) => fields.findIndex(([k]) => k === key);
+const CSV_ORDER = csvPlan('order', ORDER_FIELDS, { order_id: fieldIndex(ORDER_FIELDS, 'id') });
+const CSV_FILL = csvPlan('fill', FILL_FIELDS, { fill_id: fieldIndex(FILL_FIELDS, 'id') });
+const CSV_CORRECTION = csvPlan('correction', CORRECTION_FIELDS, {
+  order_id: OUTER_FIELD + fieldIndex(FILL_FIELDS, 'orderId'),
+  trader_id: OUTER_FIELD + fieldIndex(FILL_FIELDS, 'traderId'),
+});
+const CSV_LOG_ENTRY = csvPlan('log_entry', ENTRY_EXPORT_FIELDS, {
+  details: DETAILS_JSON,
+  leaf_index: LEAF_INDEX,
+  inclusion_proof: INCLUSION_PROOF,
+});
+const DETAILS = fieldIndex(ENTRY_EXPORT_FIELDS, 'details');
+const CRLF = ascii('\r\n');
+
+/**
+ * One CSV record of a cursor row, byte for byte what csvLine writes for the values JSON.parse gives
+ * for the row's JSON (csvRow with the same extra columns): a field needs no string unless it must be
+ * quoted or neutralised.
+ */
+function writeCsvRow(
+  out: ByteWriter,
+  plan: CsvPlan,
+  own: FieldTable,
+  outer?: FieldTable,
+  proof?: EntryProof,
+  elements?: Map<Buffer, Buffer>,
+): void {
+  out.bytes(plan.type);
+  const sources = plan.sources;
+  for (let column = 0; column < sources.length; column++) {
+    out.byte(0x2c);
+    const source = sources[column];
+    if (source >= OUTER_FIELD) writeCsvField(out, outer!, source - OUTER_FIELD);
+    else if (source >= 0) writeCsvField(out, own, source);
+    else if (source === DETAILS_JSON) {
+      if (own.start[DETAILS] >= 0) out.utf8(csvField(JSON.stringify(fieldValue(own, DETAILS))));
+    } else if (source === LEAF_INDEX) {
+      if (proof) out.uint(proof.leafIndex);
+    } else if (source === INCLUSION_PROOF && proof) {
+      proof.hashes.forEach((hash, i) => {
+        let element = elements!.get(hash);
+        if (!element) elements!.set(hash, (element = Buffer.from(` ${hash.toString('hex')}`, 'latin1')));
+        out.bytes(element, i === 0 ? 1 : 0);
+      });
+    }
+  }
+  out.bytes(CRLF);
+}
+
+const READER = new RecordReader();
+/** Field `i` of a table as the value JSON.parse gives for its JSON. */
+function fieldValue(table: FieldTable, i: number): unknown {
+  READER.buf = table.buf;
+  READER.oid = table.oid[i];
+  READER.start = table.start[i];
+  READER.end = table.end[i];
+  return READER.value();
+}
+
+/** A first character that makes a spreadsheet read a cell as a formula (see neutraliseFormula). */
+const FORMULA_START = new Set([0x3d, 0x2b, 0x2d, 0x40, 0x09, 0x0d]);
+
+/** Field `i` as csvField writes its value. */
+function writeCsvField(out: ByteWriter, table: FieldTable, i: number): void {
+  const s = table.start[i];
+  if (s < 0) return;
+  const b = table.buf;
+  switch (table.oid[i]) {
+    case OID.uuid:
+      return out.uuid(b, s);
+    case OID.timestamptz:
+      out.timestamptz(b, s);
+      return;
+    case OID.numeric:
+      // Always a plain number (never quoted, never neutralised), except -Infinity.
+      if (b.readUInt16BE(s + 4) !== 0xf000) return out.numeric(b, s);
+      break;
+    case OID.text:
+    case OID.varchar:
+    case OID.bpchar: {
+      const e = table.end[i];
+      let plain = e === s || !FORMULA_START.has(b[s]);
+      for (let j = s; plain && j < e; j++) {
+        const c = b[j];
+        if (c === 0x22 || c === 0x2c || c === 0x0d || c === 0x0a) plain = false;
+      }
+      if (plain) return out.bytes(b, s, e);
+      break;
+    }
+  }
+  out.utf8(csvField(fieldValue(table, i)));
+}
+
 const CSV: Writer = {
   contentType: 'text/csv; charset=utf-8',
   extension: 'csv',
@@ -395,29 +637,22 @@ const CSV: Writer = {
     return `\ufeff${rows.map(csvLine).join('')}`;
   },
   rows({ rows, proofs }) {
-    const records: string[] = [];
-    for (const r of rows) {
-      const values = JSON.parse(r.payload) as Record<string, unknown>;
-      if (r.k === 0) records.push(csvLine(csvRow('order', values, { order_id: r.id })));
+    const out = new ByteWriter(BATCH_BYTES);
+    // The proofs of a batch's neighbouring leaves share most of their hashes (the same Buffer for the
+    // same node): each is written as hex once.
+    const elements = new Map<Buffer, Buffer>();
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (r.k === 0) writeCsvRow(out, CSV_ORDER, OWN.read(r.record, 0));
       else if (r.k === 1) {
-        records.push(csvLine(csvRow('fill', values, { fill_id: r.id })));
-        for (const c of values.corrections as Record<string, unknown>[]) {
-          records.push(csvLine(csvRow('correction', c, { order_id: values.orderId, trader_id: values.traderId })));
+        writeCsvRow(out, CSV_FILL, OWN.read(r.record, 0));
+        for (const at of correctionsOf(r.record)) {
+          // Its order and trader are its fill's (OWN still holds the fill's fields).
+          writeCsvRow(out, CSV_CORRECTION, INNER_FIELDS.read(r.record, at), OWN);
         }
-      } else {
-        const proof = proofs.get(r.id);
-        records.push(
-          csvLine(
-            csvRow('log_entry', values, {
-              details: values.details === null ? null : JSON.stringify(values.details),
-              leaf_index: proof?.leafIndex ?? null,
-              inclusion_proof: proof?.hashes.join(' ') ?? null,
-            }),
-          ),
-        );
-      }
+      } else writeCsvRow(out, CSV_LOG_ENTRY, OWN.read(r.record, 0), undefined, proofs.get(i), elements);
     }
-    return records.join('');
+    return out.take();
   },
   end: () => '',
 };
@@ -440,11 +675,11 @@ export async function writeExport(m: EntityManager, request: ExportRequest, sink
   const checkpoint = await findCheckpoint(m);
   const where = new SqlWhere();
   const sql = cursorSql(request, where);
-  await m.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${sql}`, where.params);
+  await m.query(`DECLARE ${CURSOR} BINARY NO SCROLL CURSOR FOR ${sql}`, where.params);
   // The FETCH and then the statement of its proofs, one after the other on the connection; the loop
   // starts the next batch's before it formats and writes the current one.
   const fetch = async (): Promise<Batch> => {
-    const rows = (await m.query(`FETCH ${EXPORT_BATCH} FROM ${CURSOR}`)) as CursorRow[];
+    const rows = (await binaryRows(m.queryRunner!, `FETCH ${EXPORT_BATCH} FROM ${CURSOR}`)).map(cursorRow);
     return { rows, proofs: await proofsOf(m, rows, checkpoint) };
   };
   const start = (): Promise<Batch> => {
@@ -495,25 +730,35 @@ async function proofsOf(
 ): Promise<Batch['proofs']> {
   const proofs: Batch['proofs'] = new Map();
   if (!checkpoint) return proofs;
-  const ids: string[] = [];
+  const ids: number[] = [];
   const leaves: LeafRow[] = [];
-  for (const r of rows) {
-    if (r.k === 2 && r.leaf !== null && r.leaf_hash !== null) {
-      ids.push(r.id);
-      leaves.push({ leafIndex: Number(r.leaf), leafHash: r.leaf_hash });
+  rows.forEach((r, i) => {
+    if (r.leaf) {
+      ids.push(i);
+      leaves.push(r.leaf);
     }
-  }
+  });
   if (!ids.length) return proofs;
-  const hex = new Map<Buffer, string>();
-  const toHex = (h: Buffer): string => {
-    let text = hex.get(h);
-    if (text === undefined) hex.set(h, (text = h.toString('hex')));
-    return text;
-  };
   (await inclusionProofsOfLeaves(m, leaves, checkpoint)).forEach((proof, i) => {
-    if (!(proof instanceof Error)) proofs.set(ids[i], { leafIndex: proof.leafIndex, hashes: proof.hashes.map(toHex) });
+    if (!(proof instanceof Error)) proofs.set(ids[i], { leafIndex: proof.leafIndex, hashes: proof.hashes });
   });
   return proofs;
+}
+
+/** A fetched row (its kind as int4, its record): an entry's leaf is read from its record's last fields. */
+function cursorRow([k, record]: BinaryRow): CursorRow {
+  const kind = k!.readInt32BE(0) as CursorRow['k'];
+  let leaf: LeafRow | null = null;
+  if (kind === 2) {
+    OUTER.open(record!, 0);
+    for (let i = 0; i < ENTRY_EXPORT_FIELDS.length; i++) OUTER.next();
+    // The leaf index (int8: exact as a number far beyond any log's size) and its hash; NULL: not in the tree yet.
+    if (OUTER.next()) {
+      const leafIndex = Number(record!.readBigInt64BE(OUTER.start));
+      if (OUTER.next()) leaf = { leafIndex, leafHash: record!.subarray(OUTER.start, OUTER.end) };
+    }
+  }
+  return { k: kind, record: record!, leaf };
 }
 
 function count({ rows, proofs }: Batch, counts: ExportCounts): void {
@@ -522,7 +767,7 @@ function count({ rows, proofs }: Batch, counts: ExportCounts): void {
     else if (r.k === 2) counts.entries += 1;
     else {
       counts.fills += 1;
-      counts.corrections += r.corrections;
+      counts.corrections += correctionsOf(r.record).length;
     }
   }
   counts.proven += proofs.size;
