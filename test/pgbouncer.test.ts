@@ -312,7 +312,14 @@ const MINE = `query($other: ID!) {
     const at = () => new Date((clock += 1000)).toISOString();
     const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)];
     type Check = (a: Answer) => void;
-    const tasks: { token: string; query: string; variables: () => Record<string, unknown>; check: Check }[] = [];
+    const tasks: {
+      token: string;
+      query: string;
+      variables: () => Record<string, unknown>;
+      check: Check;
+      /** Another request than a GraphQL query (an export). */
+      run?: (server: string) => Promise<Answer>;
+    }[] = [];
     const [a, b] = traders;
     let submitted = 0;
     let recorded = 0;
@@ -403,6 +410,48 @@ const MINE = `query($other: ID!) {
         },
       });
     }
+    // Trail exports (a cursor held across FETCHes inside one pooled transaction, rows read in binary),
+    // interleaved with the rest: each has only its trader's rows, and its end record (it is whole).
+    for (let i = 0; i < 12; i++) {
+      const me = traders[i % 2];
+      const format = i % 4 < 2 ? 'ndjson' : 'csv';
+      tasks.push({
+        token: traderTokens.get(me)!,
+        query: `export ${format}`,
+        variables: () => ({}),
+        run: async (server) => {
+          const res = await fetch(`${new URL(server).origin}/export/traders/${me}?format=${format}`, {
+            headers: { authorization: `Bearer ${traderTokens.get(me)!}` },
+          });
+          return { status: res.status, body: { data: { text: await res.text() } } };
+        },
+        check: (r) => {
+          const text = r.body.data!.text as string;
+          if (format === 'ndjson') {
+            const records = text
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Record<string, any>);
+            const owners = records.map((x) => x.traderId ?? x.entry?.traderId).filter(Boolean);
+            expect(owners.length).toBeGreaterThanOrEqual(12);
+            expect(owners.filter((t) => t !== me)).toEqual([]);
+            expect(records[records.length - 1].type).toBe('end');
+          } else {
+            const lines = text.split('\r\n').filter(Boolean);
+            const traderColumn = lines[0]
+              .replace(/^\ufeff/, '')
+              .split(',')
+              .indexOf('trader_id');
+            const owners = lines
+              .slice(1)
+              .map((l) => l.split(',')[traderColumn])
+              .filter(Boolean);
+            expect(owners.length).toBeGreaterThanOrEqual(12);
+            expect(owners.filter((t) => t !== me)).toEqual([]);
+          }
+        },
+      });
+    }
     // Shuffled, so that identities interleave on every server connection.
     for (let i = tasks.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
@@ -426,7 +475,9 @@ const MINE = `query($other: ID!) {
 
     const t0 = Date.now();
     const answers = await pool(
-      tasks.map((t, i) => () => gql(servers[i % 2].url, t.token, t.query, t.variables())),
+      tasks.map(
+        (t, i) => () => (t.run ? t.run(servers[i % 2].url) : gql(servers[i % 2].url, t.token, t.query, t.variables())),
+      ),
       16,
     );
     const ms = Date.now() - t0;
