@@ -347,7 +347,7 @@ function writeEntryLine(
   writeMembers(out, record, ENTRY_KEY_BYTES);
   if (!proof) return out.bytes(ENTRY_PENDING_END);
   out.bytes(ENTRY_LEAF);
-  out.uint(proof.leafIndex);
+  out.int(proof.leafIndex);
   out.bytes(ENTRY_PROOF);
   proof.hashes.forEach((hash, i) => {
     // `"<hex>"`, with a comma before all but the first: made once per distinct node of the batch
@@ -558,7 +558,7 @@ function writeCsvRow(
     else if (source === DETAILS_JSON) {
       if (own.start[DETAILS] >= 0) out.utf8(csvField(JSON.stringify(fieldValue(own, DETAILS))));
     } else if (source === LEAF_INDEX) {
-      if (proof) out.uint(proof.leafIndex);
+      if (proof) out.int(proof.leafIndex);
     } else if (source === INCLUSION_PROOF && proof) {
       proof.hashes.forEach((hash, i) => {
         let element = elements!.get(hash);

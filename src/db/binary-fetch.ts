@@ -44,14 +44,16 @@ class BinaryFetch {
     });
   }
 
-  submit(connection: PgConnection): void {
+  /** An error returned (not thrown) is node-postgres's way for a Submittable to fail before it is sent. */
+  submit(connection: PgConnection): Error | undefined {
     this.connection = connection;
     const listeners = connection.stream.listeners('data');
-    if (listeners.length !== 1) throw new Error(`expected one reader of the connection, found ${listeners.length}`);
+    if (listeners.length !== 1) return new Error(`expected one reader of the connection, found ${listeners.length}`);
     this.pgData = listeners[0];
     connection.stream.removeListener('data', this.pgData);
     connection.stream.on('data', this.onData);
     connection.query(this.text);
+    return undefined;
   }
 
   private read(chunk: Buffer): void {

@@ -208,6 +208,7 @@ export function arrayElements(b: Buffer, at: number): (number | null)[] {
 }
 
 const DIGIT0 = 0x30;
+const EMPTY = Buffer.alloc(0);
 const QUOTE = 0x22;
 /** '0'–'9', 'a'–'f'. */
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
@@ -242,7 +243,7 @@ export class ByteWriter {
   /** Room for `n` more bytes. */
   room(n: number): void {
     if (this.at + n <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n, this.size));
     this.buf.copy(bigger, 0, 0, this.at);
     this.buf = bigger;
   }
@@ -272,13 +273,21 @@ export class ByteWriter {
     this.at = at;
   }
 
-  /** A whole number that is not negative (a leaf index), in decimal. */
-  uint(n: number): void {
-    if (n < 10) {
-      this.byte(DIGIT0 + n);
-      return;
+  /** A safe integer in decimal (a leaf index, a sequence number), without a string. */
+  int(n: number): void {
+    this.room(17);
+    const out = this.buf;
+    if (n < 0) {
+      out[this.at++] = 0x2d;
+      n = -n;
     }
-    this.ascii(String(n));
+    let digits = 1;
+    for (let p = 10; p <= n; p *= 10) digits++;
+    for (let i = this.at + digits - 1; i >= this.at; i--) {
+      out[i] = DIGIT0 + (n % 10);
+      n = Math.floor(n / 10);
+    }
+    this.at += digits;
   }
 
   byte(b: number): void {
@@ -393,10 +402,10 @@ export class ByteWriter {
     return true;
   }
 
-  /** Hands over what was written and starts again with a fresh buffer. */
+  /** Hands over what was written; the next write starts a fresh buffer. */
   take(): Buffer {
     const out = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafe(this.size);
+    this.buf = EMPTY;
     this.at = 0;
     return out;
   }
@@ -438,6 +447,10 @@ export function writeJson(reader: RecordReader, out: ByteWriter): void {
       if (out.timestamptz(b, s)) return out.byte(QUOTE);
       out.at -= 1;
       return out.ascii('null');
+    case OID.int4:
+      return out.int(b.readInt32BE(s));
+    case OID.int2:
+      return out.int(b.readInt16BE(s));
     case OID.jsonb:
       return out.bytes(b, s + 1, reader.end);
     case OID.json:
