@@ -133,8 +133,10 @@ class ResponseSink implements ExportSink {
     });
   }
 
-  write(chunk: string | Buffer): Promise<void> {
-    if (this.closed || !chunk || this.res.write(chunk)) return Promise.resolve();
+  write(chunk: string | Buffer, written?: () => void): Promise<void> {
+    if (this.closed || !chunk.length) return Promise.resolve();
+    // The callback runs once the bytes are flushed to the socket (with an error when they never will be).
+    if (this.res.write(chunk, written && ((error) => error || written()))) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         this.res.off('drain', done);

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { type BinaryRow, binaryRows } from '../db/binary-fetch';
-import { arrayElements, ByteWriter, OID, RecordReader, writeJson } from '../db/binary-values';
+import { arrayElements, BufferPool, ByteWriter, hexBetween, OID, RecordReader, writeJson } from '../db/binary-values';
 import { NotFoundError } from '../errors';
 import { ENTRY_FIELDS } from '../execution-log/entry-encoding';
 import {
@@ -61,8 +61,11 @@ export interface ExportSink {
   readonly closed: boolean;
   /** Called once, when the export is sure to start (every check passed): send the headers. */
   start(contentType: string, extension: string, checkpoint: StoredCheckpointRow | null): void;
-  /** Resolves when the reader can take more (or is gone). */
-  write(chunk: string | Buffer): Promise<void>;
+  /**
+   * Resolves when the reader can take more (or is gone). `written` is called once the chunk's bytes
+   * are handed on (its buffer may then be used again), if they ever are.
+   */
+  write(chunk: string | Buffer, written?: () => void): Promise<void>;
 }
 
 export interface ExportCounts {
@@ -285,7 +288,7 @@ interface Writer {
   contentType: string;
   extension: string;
   begin(header: TrailHeaderRecord, checkpoint: StoredCheckpointRow | null): string;
-  rows(batch: Batch): string | Buffer;
+  rows(batch: Batch, pool: BufferPool): Buffer;
   end(counts: ExportCounts): string;
 }
 
@@ -305,8 +308,8 @@ const NDJSON: Writer = {
     }
     return text;
   },
-  rows({ rows, proofs }) {
-    const out = new ByteWriter(BATCH_BYTES);
+  rows({ rows, proofs }, pool) {
+    const out = new ByteWriter(BATCH_BYTES, pool);
     const elements = new Map<Buffer, Buffer>();
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
@@ -353,7 +356,7 @@ function writeEntryLine(
     // `"<hex>"`, with a comma before all but the first: made once per distinct node of the batch
     // (neighbouring leaves share most of their proofs' nodes, as the same Buffer).
     let element = elements.get(hash);
-    if (!element) elements.set(hash, (element = Buffer.from(`,"${hash.toString('hex')}"`, 'latin1')));
+    if (!element) elements.set(hash, (element = hexBetween(hash, COMMA_QUOTE, QUOTE)));
     out.bytes(element, i === 0 ? 1 : 0);
   });
   out.bytes(ENTRY_PROVEN_END);
@@ -374,6 +377,10 @@ const LINE_END = ascii('}\n');
 const ENTRY_START = ascii('{"type":"entry","entry":{');
 const ENTRY_PENDING_END = ascii('},"leafIndex":null,"inclusionProof":null}\n');
 const ENTRY_LEAF = ascii('},"leafIndex":');
+const COMMA_QUOTE = ascii(',"');
+const QUOTE = ascii('"');
+const SPACE = ascii(' ');
+const NOTHING = ascii('');
 const ENTRY_PROOF = ascii(',"inclusionProof":[');
 const ENTRY_PROVEN_END = ascii(']}\n');
 const keyBytes = (keys: readonly string[]) => keys.map((key, i) => ascii(i === 0 ? key : `,${key}`));
@@ -562,7 +569,7 @@ function writeCsvRow(
     } else if (source === INCLUSION_PROOF && proof) {
       proof.hashes.forEach((hash, i) => {
         let element = elements!.get(hash);
-        if (!element) elements!.set(hash, (element = Buffer.from(` ${hash.toString('hex')}`, 'latin1')));
+        if (!element) elements!.set(hash, (element = hexBetween(hash, SPACE, NOTHING)));
         out.bytes(element, i === 0 ? 1 : 0);
       });
     }
@@ -636,8 +643,8 @@ const CSV: Writer = {
     }
     return `\ufeff${rows.map(csvLine).join('')}`;
   },
-  rows({ rows, proofs }) {
-    const out = new ByteWriter(BATCH_BYTES);
+  rows({ rows, proofs }, pool) {
+    const out = new ByteWriter(BATCH_BYTES, pool);
     // The proofs of a batch's neighbouring leaves share most of their hashes (the same Buffer for the
     // same node): each is written as hex once.
     const elements = new Map<Buffer, Buffer>();
@@ -699,6 +706,7 @@ export async function writeExport(m: EntityManager, request: ExportRequest, sink
   };
   await sink.write(writer.begin(header, checkpoint));
   const counts: ExportCounts = { orders: 0, fills: 0, corrections: 0, entries: 0, proven: 0 };
+  const pool = new BufferPool(BATCH_BYTES);
   let next: Promise<Batch> | null = start();
   try {
     while (next && !sink.closed) {
@@ -707,7 +715,8 @@ export async function writeExport(m: EntityManager, request: ExportRequest, sink
       if (!batch.rows.length) break;
       if (batch.rows.length === EXPORT_BATCH) next = start();
       count(batch, counts);
-      await sink.write(writer.rows(batch));
+      const bytes = writer.rows(batch, pool);
+      await sink.write(bytes, () => pool.release(bytes));
     }
   } finally {
     // A batch still being read when the reader went away (or formatting failed) ends before the transaction does.

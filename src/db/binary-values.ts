@@ -110,9 +110,11 @@ export class RecordReader {
   /** Moves to the next field; false when it is NULL. */
   next(): boolean {
     const b = this.buf;
-    this.oid = b.readUInt32BE(this.at);
-    const length = b.readInt32BE(this.at + 4);
-    this.at += 8;
+    const at = this.at;
+    // Read byte by byte: cheaper than Buffer's checked readers, millions of times per export.
+    this.oid = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+    const length = (b[at + 4] << 24) | (b[at + 5] << 16) | (b[at + 6] << 8) | b[at + 7];
+    this.at = at + 8;
     if (length < 0) {
       this.start = -1;
       this.end = -1;
@@ -209,6 +211,7 @@ export function arrayElements(b: Buffer, at: number): (number | null)[] {
 
 const DIGIT0 = 0x30;
 const EMPTY = Buffer.alloc(0);
+const NULL = Buffer.from('null', 'latin1');
 const QUOTE = 0x22;
 /** '0'–'9', 'a'–'f'. */
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
@@ -228,6 +231,19 @@ function civilFromDays(z: number): [number, number, number] {
   return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
 }
 
+/** Bytes as lower-case hex between `before` and `after`: a hash as a proof element. */
+export function hexBetween(bytes: Buffer, before: Buffer, after: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(before.length + 2 * bytes.length + after.length);
+  let at = 0;
+  for (let i = 0; i < before.length; i++) out[at++] = before[i];
+  for (let i = 0; i < bytes.length; i++) {
+    out[at++] = HEX_DIGITS[bytes[i] >> 4];
+    out[at++] = HEX_DIGITS[bytes[i] & 15];
+  }
+  for (let i = 0; i < after.length; i++) out[at++] = after[i];
+  return out;
+}
+
 /**
  * Bytes written into one growing buffer: a batch of output (NDJSON, CSV) built without a string per
  * value. `take()` hands the bytes over and starts a new buffer (the old one may still be in a socket's
@@ -236,8 +252,12 @@ function civilFromDays(z: number): [number, number, number] {
 export class ByteWriter {
   buf: Buffer;
   at = 0;
-  constructor(private readonly size = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(size);
+  /** `pool`: where its first buffer comes from (one of the pool's size), and goes back to once written out. */
+  constructor(
+    private readonly size = 1 << 20,
+    pool?: BufferPool,
+  ) {
+    this.buf = pool && pool.size === size ? pool.get() : Buffer.allocUnsafe(size);
   }
 
   /** Room for `n` more bytes. */
@@ -411,6 +431,28 @@ export class ByteWriter {
   }
 }
 
+/**
+ * Buffers of one size, used again once their bytes are written out: an export's batches are built
+ * in a few buffers instead of a new one per batch (memory outside the JavaScript heap that only a
+ * garbage collection gives back).
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(
+    readonly size: number,
+    private readonly keep = 4,
+  ) {}
+  get(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+  /** Gives back the buffer under `bytes` (a view that `take` returned) once nothing reads it any more. */
+  release(bytes: Buffer): void {
+    if (bytes.byteOffset === 0 && bytes.buffer.byteLength === this.size && this.free.length < this.keep) {
+      this.free.push(Buffer.from(bytes.buffer, 0, this.size));
+    }
+  }
+}
+
 /** Whether UTF-8 text needs escaping in a JSON string (a quote, a backslash or a control character). */
 function needsJsonEscape(b: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
@@ -424,7 +466,7 @@ function needsJsonEscape(b: Buffer, start: number, end: number): boolean {
 export function writeJson(reader: RecordReader, out: ByteWriter): void {
   const b = reader.buf;
   const s = reader.start;
-  if (s < 0) return out.ascii('null');
+  if (s < 0) return out.bytes(NULL);
   switch (reader.oid) {
     case OID.uuid:
       out.room(38);
@@ -446,7 +488,7 @@ export function writeJson(reader: RecordReader, out: ByteWriter): void {
       out.byte(QUOTE);
       if (out.timestamptz(b, s)) return out.byte(QUOTE);
       out.at -= 1;
-      return out.ascii('null');
+      return out.bytes(NULL);
     case OID.int4:
       return out.int(b.readInt32BE(s));
     case OID.int2:
