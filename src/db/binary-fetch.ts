@@ -34,8 +34,9 @@ class BinaryFetch {
   private settle!: (error: Error | null) => void;
   private connection?: PgConnection;
   private pgData?: (chunk: Buffer) => void;
-  /** Bytes of a message that continues in the next chunk. */
-  private pending: Buffer | null = null;
+  /** The start of a message that continues in the next chunks, and its length so far. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private readonly onData = (chunk: Buffer): void => this.read(chunk);
 
   constructor(readonly text: string) {
@@ -58,23 +59,23 @@ class BinaryFetch {
 
   private read(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pending) {
-      // Complete the cut message from the chunk's first bytes (copying those, not the whole chunk).
-      const pending = this.pending;
-      const need = pending.length >= 5 ? 1 + pending.readUInt32BE(1) - pending.length : 5 - pending.length;
+    if (this.pending.length) {
+      // A message cut by an earlier chunk's end: completed from this chunk's first bytes (its parts
+      // joined once, however many chunks it spans; the rest of this chunk is not copied).
+      const before = this.pendingBytes;
+      const head =
+        this.pending[0].length >= 5 ? this.pending[0] : Buffer.concat([...this.pending, chunk.subarray(0, 5)]);
+      const need = head.length >= 5 ? 1 + head.readUInt32BE(1) - before : Infinity;
       if (chunk.length < need) {
-        this.pending = Buffer.concat([pending, chunk]);
+        this.pending.push(chunk);
+        this.pendingBytes += chunk.length;
         return;
       }
-      this.pending = null;
-      const head = Buffer.concat([pending, chunk.subarray(0, need)]);
-      if (pending.length < 5) {
-        // Only the header was cut: read again from the start of the message.
-        buf = Buffer.concat([pending, chunk]);
-      } else {
-        if (!this.message(head, 0, head.length)) return this.detach(Buffer.concat([head, chunk.subarray(need)]));
-        buf = chunk.subarray(need);
-      }
+      const message = Buffer.concat([...this.pending, chunk.subarray(0, need)], before + need);
+      this.pending = [];
+      this.pendingBytes = 0;
+      if (!this.message(message, 0, message.length)) return this.detach(Buffer.concat([message, chunk.subarray(need)]));
+      buf = chunk.subarray(need);
     }
     let at = 0;
     while (buf.length - at >= 5) {
@@ -86,8 +87,11 @@ class BinaryFetch {
       if (!this.message(buf, at, end)) return this.detach(buf.subarray(at));
       at = end;
     }
-    // A message cut by the chunk's end: its bytes are kept (copied) for the next chunk.
-    if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
+    if (at < buf.length) {
+      // Kept for the next chunk (a copy: the rest of this chunk is small, the chunk may be large).
+      this.pending = [Buffer.from(buf.subarray(at))];
+      this.pendingBytes = buf.length - at;
+    }
   }
 
   /** Whether the message with this code is read here (rows, their description, and messages between them). */
