@@ -231,19 +231,6 @@ function civilFromDays(z: number): [number, number, number] {
   return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
 }
 
-/** Bytes as lower-case hex between `before` and `after`: a hash as a proof element. */
-export function hexBetween(bytes: Buffer, before: Buffer, after: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(before.length + 2 * bytes.length + after.length);
-  let at = 0;
-  for (let i = 0; i < before.length; i++) out[at++] = before[i];
-  for (let i = 0; i < bytes.length; i++) {
-    out[at++] = HEX_DIGITS[bytes[i] >> 4];
-    out[at++] = HEX_DIGITS[bytes[i] & 15];
-  }
-  for (let i = 0; i < after.length; i++) out[at++] = after[i];
-  return out;
-}
-
 /**
  * Bytes written into one growing buffer: a batch of output (NDJSON, CSV) built without a string per
  * value. `take()` hands the bytes over and starts a new buffer (the old one may still be in a socket's

@@ -14,17 +14,21 @@ export const nodeKey = (n: NodeId): string => `${n.level}:${n.index}`;
  */
 export const MIN_STORED_LEVEL = 4;
 
+/** A leaf hash's size (the schema checks it; a run whose bytes do not add up is read leaf by leaf). */
+const LEAF_HASH_SIZE = 32;
+
 /**
  * The hashes of perfect subtrees, in one statement: level 0 from `log_leaves`, levels from
  * MIN_STORED_LEVEL from `merkle_nodes`, the levels between recomputed from their leaves (each once,
- * from the hashes of the level below). Missing nodes are simply absent from the map. The leaves read
- * for the recomputed nodes are in the map too (as level 0).
+ * from the hashes of the level below). Missing nodes are simply absent from the map, which holds the
+ * nodes asked for.
  */
 export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promise<Map<string, Buffer>> {
   const found = new Map<string, Buffer>();
   if (!nodes.length) return found;
   // The leaves under the low nodes, as runs of consecutive indexes (the proofs of consecutive leaves
-  // need overlapping blocks): one index range scan per run instead of one look-up per leaf.
+  // need overlapping blocks): one index range scan per run, its hashes in one value, instead of a
+  // look-up and a row per leaf.
   const blocks: LeafRange[] = [];
   const inner: NodeId[] = [];
   for (const n of nodes) {
@@ -35,44 +39,66 @@ export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promis
     }
   }
   blocks.sort((a, b) => a.start - b.start);
-  const from: string[] = [];
-  const to: string[] = [];
-  let run: LeafRange | undefined;
+  const runs: LeafRange[] = [];
   for (const b of blocks) {
+    const run = runs[runs.length - 1];
     if (run && b.start <= run.end) run.end = Math.max(run.end, b.end);
-    else {
-      if (run) {
-        from.push(String(run.start));
-        to.push(String(run.end - 1));
-      }
-      run = { ...b };
-    }
-  }
-  if (run) {
-    from.push(String(run.start));
-    to.push(String(run.end - 1));
+    else runs.push({ ...b });
   }
   const rows = (await db.query(
-    `SELECT 0 AS level, l.leaf_index::text AS idx, l.leaf_hash AS hash
-       FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) JOIN log_leaves l ON l.leaf_index BETWEEN r.lo AND r.hi
+    `SELECT 0 AS level, r.lo::text AS idx, x.n, x.hashes AS hash
+       FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)
+       CROSS JOIN LATERAL (SELECT count(*)::int AS n, string_agg(l.leaf_hash, ''::bytea ORDER BY l.leaf_index) AS hashes
+         FROM log_leaves l WHERE l.leaf_index BETWEEN r.lo AND r.hi) x
      UNION ALL
-     SELECT n.level, n.idx::text, n.hash FROM merkle_nodes n
+     SELECT n.level, n.idx::text, 1, n.hash FROM merkle_nodes n
        JOIN unnest($3::smallint[], $4::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`,
-    [from, to, inner.map((n) => n.level), inner.map((n) => String(n.index))],
-  )) as { level: number; idx: string; hash: Buffer }[];
-  for (const r of rows) found.set(`${r.level}:${r.idx}`, r.hash);
+    [
+      runs.map((r) => String(r.start)),
+      runs.map((r) => String(r.end - 1)),
+      inner.map((n) => n.level),
+      inner.map((n) => String(n.index)),
+    ],
+  )) as { level: number; idx: string; n: number; hash: Buffer | null }[];
+  // Per level, by index (level 0: views into each run's hashes).
+  const levels: Map<number, Buffer>[] = Array.from({ length: MIN_STORED_LEVEL }, () => new Map());
+  const irregular: LeafRange[] = [];
+  const runEnd = new Map(runs.map((r) => [r.start, r.end]));
+  for (const r of rows) {
+    const index = Number(r.idx);
+    if (r.level > 0) found.set(`${r.level}:${r.idx}`, r.hash!);
+    else if (r.hash && r.n === runEnd.get(index)! - index && r.hash.length === r.n * LEAF_HASH_SIZE) {
+      for (let i = 0; i < r.n; i++) {
+        levels[0].set(index + i, r.hash.subarray(i * LEAF_HASH_SIZE, (i + 1) * LEAF_HASH_SIZE));
+      }
+    } else irregular.push({ start: index, end: runEnd.get(index)! });
+  }
+  if (irregular.length) {
+    // Leaves missing from a run, or a hash of another size (the schema forbids it; a tampered table
+    // does not): each leaf that is there, on its own.
+    const leaves = (await db.query(
+      `SELECT l.leaf_index::text AS idx, l.leaf_hash AS hash
+         FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) JOIN log_leaves l ON l.leaf_index BETWEEN r.lo AND r.hi`,
+      [irregular.map((r) => String(r.start)), irregular.map((r) => String(r.end - 1))],
+    )) as { idx: string; hash: Buffer }[];
+    for (const l of leaves) levels[0].set(Number(l.idx), l.hash);
+  }
   const low = (level: number, index: number): Buffer | undefined => {
-    const key = `${level}:${index}`;
-    let hash = found.get(key);
+    let hash = levels[level].get(index);
     if (hash || level === 0) return hash;
     const left = low(level - 1, 2 * index);
     const right = left && low(level - 1, 2 * index + 1);
     if (!right) return undefined;
     hash = nodeHash(left!, right);
-    found.set(key, hash);
+    levels[level].set(index, hash);
     return hash;
   };
-  for (const n of nodes) if (n.level > 0 && n.level < MIN_STORED_LEVEL) low(n.level, n.index);
+  for (const n of nodes) {
+    if (n.level < MIN_STORED_LEVEL) {
+      const hash = low(n.level, n.index);
+      if (hash) found.set(nodeKey(n), hash);
+    }
+  }
   return found;
 }
 
