@@ -79,6 +79,12 @@ export function timestamptzText(b: Buffer, at: number): string | null {
   return `${new Date(ms + PG_EPOCH_MS).toISOString().slice(0, 23)}${pad3(micros - ms * 1000)}Z`;
 }
 
+/** Where a binary jsonb's text starts: after its format version, 1 (the only one PostgreSQL has had). */
+function jsonbText(b: Buffer, at: number): number {
+  if (b[at] !== 1) throw new Error(`a jsonb value in binary format version ${b[at]}, which this reader does not know`);
+  return at + 1;
+}
+
 /** An int8 as its decimal text (exact beyond 2^53). */
 export function int8Text(b: Buffer, at: number): string {
   const high = b.readInt32BE(at);
@@ -152,7 +158,7 @@ export class RecordReader {
       case OID.bool:
         return b[s] ? 'true' : 'false';
       case OID.jsonb:
-        return b.toString('utf8', s + 1, this.end); // a version byte (1), then the text
+        return b.toString('utf8', jsonbText(b, s), this.end);
       case OID.json:
         return b.toString('utf8', s, this.end);
       default:
@@ -481,7 +487,7 @@ export function writeJson(reader: RecordReader, out: ByteWriter): void {
     case OID.int2:
       return out.int(b.readInt16BE(s));
     case OID.jsonb:
-      return out.bytes(b, s + 1, reader.end);
+      return out.bytes(b, jsonbText(b, s), reader.end);
     case OID.json:
       return out.bytes(b, s, reader.end);
     default:

@@ -1,3 +1,5 @@
+import { EntityManager } from 'typeorm';
+import { preparedRows } from '../request-db';
 import { hashRange, type LeafRange, type NodeId, nodeHash, rangeNodes } from './merkle';
 
 /** Anything that runs SQL: an EntityManager, a QueryRunner or a DataSource. */
@@ -13,6 +15,15 @@ export const nodeKey = (n: NodeId): string => `${n.level}:${n.index}`;
  * leaf row per entry plus one node row per 16 entries.
  */
 export const MIN_STORED_LEVEL = 4;
+
+/** The hashes of leaf runs (one value per run) and of stored nodes. */
+const NODES_SQL = `SELECT 0 AS level, r.lo::text AS idx, x.n, x.hashes AS hash
+       FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)
+       CROSS JOIN LATERAL (SELECT count(*)::int AS n, string_agg(l.leaf_hash, ''::bytea ORDER BY l.leaf_index) AS hashes
+         FROM log_leaves l WHERE l.leaf_index BETWEEN r.lo AND r.hi) x
+     UNION ALL
+     SELECT n.level, n.idx::text, 1, n.hash FROM merkle_nodes n
+       JOIN unnest($3::smallint[], $4::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`;
 
 /** A leaf hash's size (the schema checks it; a run whose bytes do not add up is read leaf by leaf). */
 const LEAF_HASH_SIZE = 32;
@@ -45,21 +56,20 @@ export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promis
     if (run && b.start <= run.end) run.end = Math.max(run.end, b.end);
     else runs.push({ ...b });
   }
-  const rows = (await db.query(
-    `SELECT 0 AS level, r.lo::text AS idx, x.n, x.hashes AS hash
-       FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)
-       CROSS JOIN LATERAL (SELECT count(*)::int AS n, string_agg(l.leaf_hash, ''::bytea ORDER BY l.leaf_index) AS hashes
-         FROM log_leaves l WHERE l.leaf_index BETWEEN r.lo AND r.hi) x
-     UNION ALL
-     SELECT n.level, n.idx::text, 1, n.hash FROM merkle_nodes n
-       JOIN unnest($3::smallint[], $4::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`,
-    [
-      runs.map((r) => String(r.start)),
-      runs.map((r) => String(r.end - 1)),
-      inner.map((n) => n.level),
-      inner.map((n) => String(n.index)),
-    ],
-  )) as { level: number; idx: string; n: number; hash: Buffer | null }[];
+  const values = [
+    runs.map((r) => String(r.start)),
+    runs.map((r) => String(r.end - 1)),
+    inner.map((n) => n.level),
+    inner.map((n) => String(n.index)),
+  ];
+  type NodeRow = { level: number; idx: string; n: number; hash: Buffer | null };
+  // A named prepared statement in a request's or the integrator's transaction (parsed and planned once
+  // per connection: an export sends it once per 1,000 rows); unnamed elsewhere, or with prepared
+  // statements off.
+  const rows =
+    db instanceof EntityManager && db.queryRunner
+      ? await preparedRows<NodeRow>(db, 'tt_tree_nodes', NODES_SQL, values)
+      : ((await db.query(NODES_SQL, values)) as NodeRow[]);
   // Per level, by index (level 0: views into each run's hashes).
   const levels: Map<number, Buffer>[] = Array.from({ length: MIN_STORED_LEVEL }, () => new Map());
   const irregular: LeafRange[] = [];
