@@ -208,6 +208,8 @@ interface CursorRow {
   record: Buffer;
   /** An entry's leaf index and hash; null when it is not in the tree yet (and for the other kinds). */
   leaf: LeafRow | null;
+  /** A fill's corrections: where each one's record starts in `record` (empty for the other kinds). */
+  corrections: number[];
 }
 
 /**
@@ -259,7 +261,7 @@ async function assertVisible(m: EntityManager, request: ExportRequest): Promise<
   if (!rows.length) throw new NotFoundError(`There is no ${request.kind} ${request.id} that you may see.`);
 }
 
-/** An entry's inclusion proof: its leaf index and the proof's hashes as hex. */
+/** An entry's inclusion proof: its leaf index and the proof's hashes. */
 interface EntryProof {
   leafIndex: number;
   hashes: Buffer[];
@@ -283,7 +285,7 @@ function correctionsOf(fill: Buffer): number[] {
   return OUTER.start < 0 ? [] : (arrayElements(fill, OUTER.start) as number[]);
 }
 
-/** Formats batches: one string per batch (kept small: memory follows the batch, not the export). */
+/** Formats batches: one buffer per batch (memory follows the batch, not the export). */
 interface Writer {
   contentType: string;
   extension: string;
@@ -320,7 +322,7 @@ const NDJSON: Writer = {
         out.bytes(FILL_START);
         writeMembers(out, r.record, FILL_KEY_BYTES);
         out.bytes(CORRECTIONS_START);
-        correctionsOf(r.record).forEach((at, c) => {
+        r.corrections.forEach((at, c) => {
           if (c > 0) out.bytes(ELEMENT_SEPARATOR);
           out.byte(0x7b);
           writeMembers(out, r.record, CORRECTION_KEY_BYTES, at, INNER);
@@ -629,14 +631,12 @@ const CSV: Writer = {
   },
   rows({ rows, proofs }, pool) {
     const out = new ByteWriter(BATCH_BYTES, pool);
-    // The proofs of a batch's neighbouring leaves share most of their hashes (the same Buffer for the
-    // same node): each is written as hex once.
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
       if (r.k === 0) writeCsvRow(out, CSV_ORDER, OWN.read(r.record, 0));
       else if (r.k === 1) {
         writeCsvRow(out, CSV_FILL, OWN.read(r.record, 0));
-        for (const at of correctionsOf(r.record)) {
+        for (const at of r.corrections) {
           // Its order and trader are its fill's (OWN still holds the fill's fields).
           writeCsvRow(out, CSV_CORRECTION, INNER_FIELDS.read(r.record, at), OWN);
         }
@@ -712,8 +712,7 @@ export async function writeExport(m: EntityManager, request: ExportRequest, sink
 /**
  * The inclusion proofs of a batch's entries against the checkpoint (one statement: the tree nodes; none
  * without a checkpoint or entries in the tree). Entries outside it (not integrated yet, or after it)
- * have none: pending. The proofs of a batch's neighbouring leaves share most of their hashes (the
- * same Buffer for the same node): each is written as hex once.
+ * have none: pending.
  */
 async function proofsOf(
   m: EntityManager,
@@ -737,7 +736,10 @@ async function proofsOf(
   return proofs;
 }
 
-/** A fetched row (its kind as int4, its record): an entry's leaf is read from its record's last fields. */
+/**
+ * A fetched row (its kind as int4, its record): an entry's leaf is read from its record's last fields,
+ * a fill's corrections are found in its record's last one.
+ */
 function cursorRow([k, record]: BinaryRow): CursorRow {
   const kind = k!.readInt32BE(0) as CursorRow['k'];
   let leaf: LeafRow | null = null;
@@ -750,7 +752,7 @@ function cursorRow([k, record]: BinaryRow): CursorRow {
       if (OUTER.next()) leaf = { leafIndex, leafHash: record!.subarray(OUTER.start, OUTER.end) };
     }
   }
-  return { k: kind, record: record!, leaf };
+  return { k: kind, record: record!, leaf, corrections: kind === 1 ? correctionsOf(record!) : [] };
 }
 
 function count({ rows, proofs }: Batch, counts: ExportCounts): void {
@@ -759,7 +761,7 @@ function count({ rows, proofs }: Batch, counts: ExportCounts): void {
     else if (r.k === 2) counts.entries += 1;
     else {
       counts.fills += 1;
-      counts.corrections += correctionsOf(r.record).length;
+      counts.corrections += r.corrections.length;
     }
   }
   counts.proven += proofs.size;

@@ -8,7 +8,6 @@
 /** Type OIDs (pg_type.oid, fixed for built-in types). */
 export const OID = {
   bool: 16,
-  bytea: 17,
   int8: 20,
   int2: 21,
   int4: 23,
@@ -20,8 +19,6 @@ export const OID = {
   numeric: 1700,
   uuid: 2950,
   jsonb: 3802,
-  record: 2249,
-  recordArray: 2287,
 } as const;
 
 /** A uuid (16 bytes at `at`) as PostgreSQL prints it: lower-case hex, 8-4-4-4-12. */
@@ -34,7 +31,6 @@ const NUMERIC_NEG = 0x4000;
 const NUMERIC_NAN = 0xc000;
 const NUMERIC_PINF = 0xd000;
 const NUMERIC_NINF = 0xf000;
-const pad4 = (n: number): string => (n < 10 ? '000' : n < 100 ? '00' : n < 1000 ? '0' : '') + n;
 
 /**
  * A numeric as `numeric_out` prints it: base-10000 digit groups (int16 count, int16 weight of the
@@ -42,41 +38,19 @@ const pad4 = (n: number): string => (n < 10 ? '000' : n < 100 ? '00' : n < 1000 
  * after the point (`20.000000000`), never through a float.
  */
 export function numericText(b: Buffer, at: number): string {
-  const ndigits = b.readInt16BE(at);
-  const weight = b.readInt16BE(at + 2);
-  const sign = b.readUInt16BE(at + 4);
-  const dscale = b.readUInt16BE(at + 6);
-  if (sign === NUMERIC_NAN) return 'NaN';
-  if (sign === NUMERIC_PINF) return 'Infinity';
-  if (sign === NUMERIC_NINF) return '-Infinity';
-  const digit = (i: number): number => (i >= 0 && i < ndigits ? b.readInt16BE(at + 8 + 2 * i) : 0);
-  let text = sign === NUMERIC_NEG ? '-' : '';
-  if (weight < 0) text += '0';
-  else for (let i = 0; i <= weight; i++) text += i === 0 ? String(digit(0)) : pad4(digit(i));
-  if (dscale > 0) {
-    let fraction = '';
-    for (let i = weight + 1; fraction.length < dscale; i++) fraction += pad4(digit(i));
-    text += `.${fraction.slice(0, dscale)}`;
-  }
-  return text;
+  const out = new ByteWriter(32);
+  out.numeric(b, at);
+  return out.take().toString('latin1');
 }
-
-/** Microseconds from PostgreSQL's epoch (2000-01-01) to the Unix epoch's, in milliseconds. */
-const PG_EPOCH_MS = 946_684_800_000;
-const pad3 = (n: number): string => (n < 10 ? '00' : n < 100 ? '0' : '') + n;
 
 /**
  * A timestamptz (int64 microseconds since 2000-01-01 UTC) as `YYYY-MM-DDTHH:MI:SS.ffffffZ`, what
  * `to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` gives; null for ±infinity (as
- * to_char gives). Exact for the years 1970–2199 the schema allows (and far beyond).
+ * to_char gives).
  */
 export function timestamptzText(b: Buffer, at: number): string | null {
-  const high = b.readInt32BE(at);
-  const low = b.readUInt32BE(at + 4);
-  if ((high === 0x7fffffff && low === 0xffffffff) || (high === -0x80000000 && low === 0)) return null;
-  const micros = high * 2 ** 32 + low;
-  const ms = Math.floor(micros / 1000);
-  return `${new Date(ms + PG_EPOCH_MS).toISOString().slice(0, 23)}${pad3(micros - ms * 1000)}Z`;
+  const out = new ByteWriter(32);
+  return out.timestamptz(b, at) ? out.take().toString('latin1') : null;
 }
 
 /** Where a binary jsonb's text starts: after its format version, 1 (the only one PostgreSQL has had). */
@@ -131,39 +105,11 @@ export class RecordReader {
     return true;
   }
 
-  /** The current field as JSON text (null, a number, a string; json and jsonb as they are). */
+  /** The current field as JSON text (null, a number, a string; json and jsonb as they are): see writeJson. */
   json(): string {
-    if (this.start < 0) return 'null';
-    const b = this.buf;
-    const s = this.start;
-    switch (this.oid) {
-      case OID.uuid:
-        return `"${uuidText(b, s)}"`;
-      case OID.text:
-      case OID.varchar:
-      case OID.bpchar:
-        return JSON.stringify(b.toString('utf8', s, this.end));
-      case OID.numeric:
-        return `"${numericText(b, s)}"`;
-      case OID.timestamptz: {
-        const time = timestamptzText(b, s);
-        return time === null ? 'null' : `"${time}"`;
-      }
-      case OID.int4:
-        return String(b.readInt32BE(s));
-      case OID.int2:
-        return String(b.readInt16BE(s));
-      case OID.int8:
-        return int8Text(b, s);
-      case OID.bool:
-        return b[s] ? 'true' : 'false';
-      case OID.jsonb:
-        return b.toString('utf8', jsonbText(b, s), this.end);
-      case OID.json:
-        return b.toString('utf8', s, this.end);
-      default:
-        throw new Error(`a record field of type OID ${this.oid} has no JSON form here`);
-    }
+    const out = new ByteWriter(64);
+    writeJson(this, out);
+    return out.take().toString('utf8');
   }
 
   /** The current field as the value JSON.parse gives for its JSON text (numerics and times as strings). */
@@ -188,6 +134,8 @@ export class RecordReader {
         return b.readInt16BE(s);
       case OID.bool:
         return b[s] !== 0;
+      case OID.jsonb:
+        return JSON.parse(b.toString('utf8', jsonbText(b, s), this.end)) as unknown;
       default:
         return JSON.parse(this.json()) as unknown;
     }
@@ -345,10 +293,9 @@ export class ByteWriter {
     const weight = b.readInt16BE(at + 2);
     const sign = b.readUInt16BE(at + 4);
     const dscale = b.readUInt16BE(at + 6);
-    if (sign === NUMERIC_NAN || sign === NUMERIC_PINF || sign === NUMERIC_NINF) {
-      this.ascii(numericText(b, at));
-      return;
-    }
+    if (sign === NUMERIC_NAN) return this.ascii('NaN');
+    if (sign === NUMERIC_PINF) return this.ascii('Infinity');
+    if (sign === NUMERIC_NINF) return this.ascii('-Infinity');
     // At most: sign, the integer groups, the point and the scale's digits.
     this.room(2 + 4 * Math.max(weight + 1, 1) + dscale);
     const out = this.buf;
@@ -388,13 +335,13 @@ export class ByteWriter {
     const days = Math.floor(micros / 86_400_000_000);
     const inDay = micros - days * 86_400_000_000;
     const [year, month, day] = civilFromDays(days + 10957); // 2000-01-01 is day 10957 after 1970-01-01
-    if (year < 1000 || year > 9999) {
-      this.ascii(timestamptzText(b, at)!);
-      return true;
+    this.room(32);
+    // Four digits, as to_char's YYYY (the schema keeps times in 1970–2199); more when there are more.
+    if (year > 9999 || year < 0) this.int(year);
+    else {
+      this.two(Math.floor(year / 100));
+      this.two(year % 100);
     }
-    this.room(27);
-    this.two(Math.floor(year / 100));
-    this.two(year % 100);
     this.byte(0x2d);
     this.two(month);
     this.byte(0x2d);
@@ -490,7 +437,11 @@ export function writeJson(reader: RecordReader, out: ByteWriter): void {
       return out.bytes(b, jsonbText(b, s), reader.end);
     case OID.json:
       return out.bytes(b, s, reader.end);
+    case OID.int8:
+      return out.ascii(int8Text(b, s));
+    case OID.bool:
+      return out.ascii(b[s] ? 'true' : 'false');
     default:
-      return out.ascii(reader.json());
+      throw new Error(`a record field of type OID ${reader.oid} has no JSON form here`);
   }
 }
