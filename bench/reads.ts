@@ -11,7 +11,7 @@
  * pgbench from 10 clients, as transactions/s. PostGraphile and the Node 24 binary it needs are
  * bench/'s own devDependencies, installed on first use (`npm ci --prefix bench`).
  */
-import { commandLine, usageError, wholeNumber } from '../scripts/cli';
+import { commandLine, keptName, usageError, wholeNumber } from '../scripts/cli';
 import { QUERIES, QUERY_NAMES } from './queries';
 
 // The command line before the modules below load (TypeORM, the services): --help answers at once.
@@ -20,7 +20,7 @@ const args = commandLine(
     name: 'bench:reads',
     synopsis:
       '[--rounds N] [--duration S] [--warmup S] [--queries a,b,c,d] [--tradetrail-node 24|system]\n' +
-      '       [--skip-postgraphile] [--skip-floor] [--orders N] [--sql-dir DIR]',
+      '       [--skip-postgraphile] [--skip-floor] [--orders N] [--sql-dir DIR] [--keep NAME | --reuse NAME]',
     about:
       "Tradetrail's read path against PostGraphile 5 on the same data (200 traders, 2,000 positions,\n" +
       '100,000 orders, 300,000 fills and their log), the same pool size (10), the same token check and the\n' +
@@ -53,6 +53,16 @@ const args = commandLine(
         help: 'orders to build (at least 10000); one trader per 500 orders',
         default: '100000',
       },
+      keep: {
+        type: 'string',
+        value: 'NAME',
+        help: "build into database NAME on DATABASE_URL's server and keep it (with its log key, in the temp folder)",
+      },
+      reuse: {
+        type: 'string',
+        value: 'NAME',
+        help: 'measure a database an earlier --keep NAME built, without building or integrating (~2.5 min saved)',
+      },
       'sql-dir': {
         type: 'string',
         value: 'DIR',
@@ -72,6 +82,7 @@ const args = commandLine(
       if (!(QUERY_NAMES as string[]).includes(q)) usageError(`--queries takes a, b, c and d; got "${q}"`);
     }
     if (!queries.length) usageError('--queries needs at least one query');
+    if (values.keep !== undefined && values.reuse !== undefined) usageError('--keep and --reuse exclude each other');
     const node = values['tradetrail-node'] ?? '24';
     if (node !== '24' && node !== 'system') usageError(`--tradetrail-node must be 24 or system; got "${node}"`);
     return {
@@ -84,6 +95,8 @@ const args = commandLine(
       floor: !values['skip-floor'],
       orders: wholeNumber(values.orders, '--orders', 10_000) ?? 100_000,
       sqlDir: values['sql-dir'],
+      keep: keptName(values.keep, '--keep'),
+      reuse: keptName(values.reuse, '--reuse'),
     };
   },
 );
@@ -103,7 +116,7 @@ import { freePort } from '../src/db';
 import { setSealKey } from '../src/execution-log/entry-encoding';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { generateLogKeyPem, type LogKey, logKeyFromPem } from '../src/execution-log/log-key';
-import { type RunningServer, scratchDatabase, serving, startServer } from '../scripts/bench-db';
+import { keptDatabase, type RunningServer, scratchDatabase, serving, startServer } from '../scripts/bench-db';
 import { buildComplianceData } from '../scripts/compliance-data';
 import { type BenchQuery, countRows, type QueryIds, sameAnswer } from './queries';
 import { type RoundTrip, StatementProxy } from './statement-proxy';
@@ -380,10 +393,15 @@ async function main(): Promise<void> {
   const tradetrailNode = args.tradetrailOnNode24 ? NODE_24 : process.execPath;
   const servers: ServerName[] = args.postgraphile ? ['TT', 'PG5'] : ['TT'];
 
-  const scratch = await scratchDatabase('tt_bench_reads');
+  const kept = args.keep ?? args.reuse;
+  const scratch = kept ? await keptDatabase(kept, !!args.keep) : await scratchDatabase('tt_bench_reads');
+  const keptFile = path.join(os.tmpdir(), `tradetrail-bench-reads-${kept}.json`);
   // No slow-query warnings: the build's statements carry megabytes of JSON.
   const ds = new DataSource({ ...dataSourceOptions(scratch.url, 4, false), maxQueryExecutionTime: undefined });
-  const logKeyPem = generateLogKeyPem();
+  const reused = args.reuse
+    ? (JSON.parse(readFileSync(keptFile, 'utf8')) as { logKeyPem: string; summary: string })
+    : undefined;
+  const logKeyPem = reused?.logKeyPem ?? generateLogKeyPem();
   setSealKey(logKeyFromPem(logKeyPem, 'tradetrail').sealKey);
   const running: Target[] = [];
   let failed = false;
@@ -416,26 +434,33 @@ async function main(): Promise<void> {
     );
 
     // 1. The data: 200 traders × 10 symbols, each book one long-lived position (no closes or flips).
-    const data = await buildComplianceData(ds, {
-      orders: args.orders,
-      traders: Math.round(args.orders / 500),
-      symbolsPerTrader: 10,
-      largestTraderShare: LARGE_TRADER_ORDERS / args.orders,
-      netting: { increase: 0.5, reduce: 0.5, close: 0, flip: 0 },
-      fillsPerFilledOrder: [3, 3, 4, 4],
-      log: (line) => console.log(line),
-    });
-    // Every entry into the signed Merkle tree first (the server's own integrator, in this process), so
-    // that Tradetrail runs as deployed — its integrator polling every 250 ms — with nothing left to catch up.
-    const t1 = Date.now();
-    const integrated = await integrateLog(ds, logKeyFromPem(logKeyPem, 'tradetrail'));
-    const t2 = Date.now();
-    await ds.query(`VACUUM ANALYZE`);
-    console.log(
-      `  data: ${data.traders} traders, ${data.positions} positions, ${data.orders} orders, ${data.fills} fills, ` +
-        `${data.entries} log entries; built in ${data.seconds.toFixed(1)} s, ${integrated} entries integrated in ` +
-        `${((t2 - t1) / 1000).toFixed(1)} s, VACUUM ANALYZE ${((Date.now() - t2) / 1000).toFixed(1)} s`,
-    );
+    if (reused) {
+      console.log(`  reusing ${args.reuse}: ${reused.summary}`);
+    } else {
+      const data = await buildComplianceData(ds, {
+        orders: args.orders,
+        traders: Math.round(args.orders / 500),
+        symbolsPerTrader: 10,
+        largestTraderShare: LARGE_TRADER_ORDERS / args.orders,
+        netting: { increase: 0.5, reduce: 0.5, close: 0, flip: 0 },
+        fillsPerFilledOrder: [3, 3, 4, 4],
+        log: (line) => console.log(line),
+      });
+      // Every entry into the signed Merkle tree first (the server's own integrator, in this process), so
+      // that Tradetrail runs as deployed — its integrator polling every 250 ms — with nothing left to catch up.
+      const t1 = Date.now();
+      const integrated = await integrateLog(ds, logKeyFromPem(logKeyPem, 'tradetrail'));
+      const t2 = Date.now();
+      await ds.query(`VACUUM ANALYZE`);
+      const summary =
+        `${data.traders} traders, ${data.positions} positions, ${data.orders} orders, ${data.fills} fills, ` +
+        `${data.entries} log entries`;
+      console.log(
+        `  data: ${summary}; built in ${data.seconds.toFixed(1)} s, ${integrated} entries integrated in ` +
+          `${((t2 - t1) / 1000).toFixed(1)} s, VACUUM ANALYZE ${((Date.now() - t2) / 1000).toFixed(1)} s`,
+      );
+      if (args.keep) writeFileSync(keptFile, JSON.stringify({ logKeyPem, summary }));
+    }
 
     // 2. The ids the queries name (as the admin role: row-level security is forced on the owner too).
     const ids = await ds.transaction(async (m): Promise<QueryIds & { orders: number; fills: number }> => {

@@ -10,15 +10,7 @@
  * DATABASE_URL's server when set (a scratch database, dropped afterwards), else a
  * temporary embedded PostgreSQL.
  */
-import { commandLine, usageError, wholeNumber } from './cli';
-
-function keptName(value: string | undefined, option: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(value))
-    usageError(`${option} must be a database name: a-z, 0-9 and _ (got "${value}")`);
-  if (!process.env.DATABASE_URL) usageError(`${option} needs DATABASE_URL (a server that outlives the run)`);
-  return value;
-}
+import { commandLine, keptName, usageError, wholeNumber } from './cli';
 
 /** The measurements, in the order they run. */
 const STEPS = ['report', 'reconcile', 'verify', 'export'] as const;

@@ -162,3 +162,12 @@ export function wholeNumber(raw: string | undefined, option: string, min = 0, ma
   }
   return value;
 }
+
+/** A --keep/--reuse database name of a benchmark (a database on DATABASE_URL's server that outlives the run). */
+export function keptName(value: string | undefined, option: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(value))
+    usageError(`${option} must be a database name: a-z, 0-9 and _ (got "${value}")`);
+  if (!process.env.DATABASE_URL) usageError(`${option} needs DATABASE_URL (a server that outlives the run)`);
+  return value;
+}

@@ -35,7 +35,7 @@ export class PageArgs {
   after?: string | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class PageInfo {
   @Field()
   hasNextPage!: boolean;
@@ -70,7 +70,7 @@ export interface ConnectionType<T> {
 
 /** `<Name>Connection` and `<Name>Edge` object types for a node type, Relay style. */
 export function connectionType<T extends object>(nodeType: ClassType<T>, name: string): ClassType<ConnectionType<T>> {
-  @ObjectType(`${name}Edge`)
+  @ObjectType(`${name}Edge`, { simpleResolvers: true })
   class EdgeType {
     @Field({ description: 'Opaque; pass it as `after` to continue after this item.' })
     cursor!: string;
@@ -79,7 +79,7 @@ export function connectionType<T extends object>(nodeType: ClassType<T>, name: s
     node!: T;
   }
 
-  @ObjectType(`${name}Connection`)
+  @ObjectType(`${name}Connection`, { simpleResolvers: true })
   class Connection {
     @Field(() => [EdgeType])
     edges!: Edge<T>[];

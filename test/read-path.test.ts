@@ -1,6 +1,9 @@
+import { isObjectType } from 'graphql';
+import { getMetadataStorage } from 'type-graphql';
 import { Dec } from '../src/decimal';
 import { ExecutionLogAction } from '../src/execution-log/execution-log.entity';
 import { FillException } from '../src/fill/fill.entity';
+import { buildTradetrailSchema } from '../src/schema';
 import { makeFills, makeLogs, makeOrders, makePositions, makeTraders } from './factories';
 import { createTestDatabase, startTestApp, type TestApp } from './harness';
 
@@ -190,5 +193,27 @@ describe('the read path', () => {
         extensions: expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'after' }),
       }),
     ]);
+  });
+
+  it("reads a plain field straight off its row: no resolver per field, only the fields that compute", async () => {
+    // type-graphql wraps every plain field in a resolver (its middleware and auth stack) unless the type
+    // says `simpleResolvers`; graphql-jit then calls a function per field of every row instead of reading
+    // the property. Tradetrail has no field middleware or auth checker, so every object type says it.
+    const schema = await buildTradetrailSchema();
+    const storage = getMetadataStorage();
+    const inSchema = storage.objectTypes.filter((t) => isObjectType(schema.getType(t.name)));
+    expect(inSchema.length).toBeGreaterThan(20);
+    expect(inSchema.filter((t) => !t.simpleResolvers).map((t) => t.name)).toEqual([]);
+    const order = schema.getType('Order');
+    if (!isObjectType(order)) throw new Error('no Order type');
+    const resolved = Object.values(order.getFields())
+      .filter((f) => f.resolve)
+      .map((f) => f.name)
+      .sort();
+    // Only the fields a resolver computes or loads; symbol, quantity, status… are read off the row.
+    expect(resolved).toEqual(expect.arrayContaining(['fills', 'executionLogs', 'position', 'trader']));
+    expect(resolved).not.toEqual(expect.arrayContaining(['symbol']));
+    expect(resolved).not.toContain('quantity');
+    expect(resolved).not.toContain('status');
   });
 });

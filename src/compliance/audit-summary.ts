@@ -7,7 +7,10 @@ import type { RequestDb } from '../request-db';
 import { DecimalScalar } from '../scalars';
 import { replayedPositions } from './replay-check';
 
-@ObjectType({ description: "A position's audit summary: its stored figures against its fills and their replay." })
+@ObjectType({
+  simpleResolvers: true,
+  description: "A position's audit summary: its stored figures against its fills and their replay.",
+})
 export class PositionAuditSummary {
   @Field(() => DecimalScalar, { description: 'The stored quantity.' })
   quantity!: string;

@@ -62,7 +62,10 @@ registerEnumType(Severity, {
     'CRITICAL: the audit trail itself is in doubt; ERROR: stored figures are wrong; WARNING: incomplete bookkeeping; INFO: to review.',
 });
 
-@ObjectType({ description: 'One disagreement found by the data-quality report, with the numbers that disagree.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'One disagreement found by the data-quality report, with the numbers that disagree.',
+})
 export class DataQualityIssue {
   @Field(() => ID, { description: 'Stable for the same disagreement: its type, subject and field.' })
   id!: string;
@@ -113,7 +116,7 @@ export class DataQualityIssue {
 
 export const DataQualityIssueConnection = connectionType(DataQualityIssue, 'DataQualityIssue');
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class DataQualityTotal {
   @Field(() => DataQualityIssueType)
   type!: DataQualityIssueType;
@@ -125,7 +128,7 @@ export class DataQualityTotal {
   count!: number;
 }
 
-@ObjectType({ description: 'The data-quality report over a time range (README "Compliance").' })
+@ObjectType({ simpleResolvers: true, description: 'The data-quality report over a time range (README "Compliance").' })
 export class DataQualityReport {
   @Field(() => Date, { nullable: true })
   from!: Date | null;

@@ -45,7 +45,7 @@ registerEnumType(ReconcileFixStatus, {
   },
 });
 
-@ObjectType({ description: 'One book (a trader, a symbol) replayed from its fills.' })
+@ObjectType({ simpleResolvers: true, description: 'One book (a trader, a symbol) replayed from its fills.' })
 export class ReconcileFix {
   @Field(() => [ReconcileFixKind])
   kinds!: ReconcileFixKind[];
@@ -75,7 +75,10 @@ export class ReconcileFix {
   error!: string | null;
 }
 
-@ObjectType({ description: 'What a reconciliation proposed or did, and what it left for a person.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'What a reconciliation proposed or did, and what it left for a person.',
+})
 export class Reconciliation {
   @Field({ description: 'False for a dry run (nothing written).' })
   applied!: boolean;

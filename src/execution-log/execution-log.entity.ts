@@ -29,7 +29,7 @@ registerEnumType(ExecutionLogAction, { name: 'ExecutionLogAction' });
  * One entry of an order's append-only audit trail. The database refuses UPDATE, DELETE and
  * TRUNCATE, numbers the entries per order and chains them by hash (see the migration).
  */
-@ObjectType({ description: "One entry of an order's append-only, hash-chained audit trail." })
+@ObjectType({ simpleResolvers: true, description: "One entry of an order's append-only, hash-chained audit trail." })
 @Entity({ name: 'execution_logs' })
 @Index('uq_execution_logs_order_seq', ['orderId', 'seq'], { unique: true })
 @Index('idx_execution_logs_trader_recorded', ['traderId', 'recordedAt'])

@@ -7,6 +7,7 @@ registerEnumType(LogProblemKind, {
 });
 
 @ObjectType({
+  simpleResolvers: true,
   description:
     'A signed checkpoint of the global Merkle tree over every log entry: size, root and time, signed with Ed25519 by a key the database never holds. `note` is the whole C2SP signed note; keep copies of it outside Tradetrail.',
 })
@@ -33,7 +34,10 @@ export class LogCheckpoint {
   verified!: boolean;
 }
 
-@ObjectType({ description: 'RFC 9162 §2.1.3 inclusion proof of one entry in a signed checkpoint.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'RFC 9162 §2.1.3 inclusion proof of one entry in a signed checkpoint.',
+})
 export class InclusionProof {
   @Field(() => Int)
   leafIndex!: number;
@@ -51,7 +55,10 @@ export class InclusionProof {
   checkpoint!: LogCheckpoint;
 }
 
-@ObjectType({ description: 'RFC 9162 §2.1.4 proof that an older checkpoint is a prefix of a newer one.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'RFC 9162 §2.1.4 proof that an older checkpoint is a prefix of a newer one.',
+})
 export class ConsistencyProof {
   @Field(() => LogCheckpoint)
   from!: LogCheckpoint;
@@ -63,7 +70,7 @@ export class ConsistencyProof {
   hashes!: string[];
 }
 
-@ObjectType({ description: 'One thing verification found wrong.' })
+@ObjectType({ simpleResolvers: true, description: 'One thing verification found wrong.' })
 export class LogProblem {
   @Field(() => LogProblemKind)
   kind!: LogProblemKind;
@@ -84,7 +91,7 @@ export class LogProblem {
   seq!: number | null;
 }
 
-@ObjectType({ description: "The result of verifying one order's trail." })
+@ObjectType({ simpleResolvers: true, description: "The result of verifying one order's trail." })
 export class ChainVerification {
   @Field(() => String)
   orderId!: string;
@@ -116,7 +123,10 @@ export class ChainVerification {
   problems!: LogProblem[];
 }
 
-@ObjectType({ description: 'The result of verifying the whole log against the signed checkpoints.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'The result of verifying the whole log against the signed checkpoints.',
+})
 export class LedgerVerification {
   @Field()
   valid!: boolean;
@@ -146,7 +156,7 @@ export class LedgerVerification {
   moreProblems!: number;
 }
 
-@ObjectType({ description: "The log's public key: verifies every checkpoint." })
+@ObjectType({ simpleResolvers: true, description: "The log's public key: verifies every checkpoint." })
 export class LogSigningKey {
   @Field({ description: 'The key name in signatures (the log origin).' })
   keyName!: string;

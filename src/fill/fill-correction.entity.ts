@@ -32,6 +32,7 @@ registerEnumType(FillCorrectionKind, {
  * itself never changes. The latest one gives the fill's effective values. Append-only in the database.
  */
 @ObjectType({
+  simpleResolvers: true,
   description: 'A correction or bust of a recorded execution. Immutable; the original fill never changes.',
 })
 @Entity({ name: 'fill_corrections' })

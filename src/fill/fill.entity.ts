@@ -38,7 +38,10 @@ export enum Liquidity {
 registerEnumType(Liquidity, { name: 'Liquidity' });
 
 /** One execution reported by a venue. Immutable once recorded. */
-@ObjectType({ description: 'One execution of an order reported by a venue. Immutable once recorded.' })
+@ObjectType({
+  simpleResolvers: true,
+  description: 'One execution of an order reported by a venue. Immutable once recorded.',
+})
 @Entity({ name: 'fills' })
 // Unique per venue, a null venue being one venue: an expression index, created by the migration.
 @Index('uq_fills_venue_exec_id', { synchronize: false })

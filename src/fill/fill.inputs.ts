@@ -111,7 +111,7 @@ registerEnumType(ExecutionStatus, {
   },
 });
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class ExecutionError {
   @Field({ description: 'BAD_USER_INPUT, NOT_FOUND or CONFLICT.' })
   code!: string;
@@ -123,7 +123,7 @@ export class ExecutionError {
   field?: string | null;
 }
 
-@ObjectType({ description: 'What became of one execution.' })
+@ObjectType({ simpleResolvers: true, description: 'What became of one execution.' })
 export class ExecutionResult {
   @Field(() => Int, { description: 'Position of the execution in the request, from 0.' })
   index!: number;
@@ -144,7 +144,7 @@ export class ExecutionResult {
   error?: ExecutionError | null;
 }
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class RecordExecutionsPayload {
   @Field(() => Int)
   applied!: number;
@@ -266,7 +266,7 @@ export class BustExecutionInput {
   reason!: string;
 }
 
-@ObjectType({ description: 'What a correction or bust did.' })
+@ObjectType({ simpleResolvers: true, description: 'What a correction or bust did.' })
 export class CorrectionResult {
   @Field(() => ExecutionStatus, { description: 'APPLIED, or DUPLICATE for a retry of the same correctionId.' })
   status!: ExecutionStatus;

@@ -65,7 +65,7 @@ registerEnumType(OrderStatus, { name: 'OrderStatus' });
 registerEnumType(OrderSource, { name: 'OrderSource' });
 registerEnumType(StrategyType, { name: 'StrategyType' });
 
-@ObjectType({ description: 'An instruction to buy or sell; its fills build positions.' })
+@ObjectType({ simpleResolvers: true, description: 'An instruction to buy or sell; its fills build positions.' })
 @Entity({ name: 'orders' })
 @Index('uq_orders_trader_client_order_id', ['traderId', 'clientOrderId'], { unique: true })
 @Index('uq_orders_broker_order_id', ['brokerOrderId'], { unique: true })

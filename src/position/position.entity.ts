@@ -23,6 +23,7 @@ export enum PositionStatus {
 registerEnumType(PositionStatus, { name: 'PositionStatus' });
 
 @ObjectType({
+  simpleResolvers: true,
   description:
     "A trader's net holding in one symbol, built by the fills of its orders. At most one OPEN position per trader and symbol.",
 })

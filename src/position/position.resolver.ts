@@ -34,7 +34,7 @@ import {
   unlinkOrder,
 } from './position.service';
 
-@ObjectType()
+@ObjectType({ simpleResolvers: true })
 export class RecalculationResult {
   @Field(() => Position)
   position!: Position;
@@ -43,7 +43,7 @@ export class RecalculationResult {
   changed!: boolean;
 }
 
-@ObjectType({ description: 'What a recalculation of a book (one trader, one symbol) changed.' })
+@ObjectType({ simpleResolvers: true, description: 'What a recalculation of a book (one trader, one symbol) changed.' })
 export class BookRecalculation {
   @Field({ description: 'False when the stored positions, fills and orders already matched the replay of the fills.' })
   changed!: boolean;

@@ -1,7 +1,7 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
-@ObjectType({ description: 'A trading account holder: owns positions and orders.' })
+@ObjectType({ simpleResolvers: true, description: 'A trading account holder: owns positions and orders.' })
 @Entity({ name: 'traders' })
 @Index('uq_traders_external_ref', ['externalRef'], { unique: true })
 @Index('idx_traders_name', ['name'])
