@@ -195,7 +195,7 @@ describe('the read path', () => {
     ]);
   });
 
-  it("reads a plain field straight off its row: no resolver per field, only the fields that compute", async () => {
+  it('reads a plain field straight off its row: no resolver per field, only the fields that compute', async () => {
     // type-graphql wraps every plain field in a resolver (its middleware and auth stack) unless the type
     // says `simpleResolvers`; graphql-jit then calls a function per field of every row instead of reading
     // the property. Tradetrail has no field middleware or auth checker, so every object type says it.
