@@ -22,7 +22,10 @@ export function dataSourceOptions(
   url: string,
   poolMax = config().dbPoolMax,
   logging: LoggerOptions = config().logSql ? 'all' : ['error', 'warn', 'migration'],
-  settings: TradetrailSettings = { preparedStatements: config().preparedStatements },
+  settings: TradetrailSettings = {
+    preparedStatements: config().preparedStatements,
+    readCommitDelayMs: config().readCommitDelayMs,
+  },
 ): DataSourceOptions & { tradetrail: TradetrailSettings } {
   return {
     tradetrail: settings,

@@ -14,6 +14,7 @@ import { LogIntegrator } from './execution-log/log-integrator';
 import { LogKeyError, loadLogKey } from './execution-log/log-key';
 import { attachSubscriptions, liveStats } from './live/subscriptions';
 import { createApp } from './server';
+import { endParkedConnections } from './request-db';
 
 /**
  * NODE_ENV=production on the embedded database: the secrets generated into its data directory sit next
@@ -92,7 +93,11 @@ async function main(): Promise<void> {
   );
   AppDataSource.setOptions(dataSourceOptions(db.url));
   await AppDataSource.initialize();
-  stopping.add('database pool', () => AppDataSource.destroy());
+  stopping.add('database pool', async () => {
+    // Reads' COMMITs still owed (RequestDb.finish) first, then the pool.
+    await endParkedConnections(AppDataSource);
+    await AppDataSource.destroy();
+  });
   if (cfg.migrateOnStart) {
     const migrated = await migrate(AppDataSource, db.url);
     logger.info({ applied: migrated.applied }, `${migrated.applied.length} pending migration(s) applied`);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral, QueryRunner } from 'typeorm';
 import { type Principal, ROLES } from './auth';
 import { DatabaseUnavailableError, isConnectionError, isReadOnlyError, ReadOnlyError } from './errors';
+import { ParkedConnections } from './db/parked-connections';
 import { isUuid } from './ids';
 
 export type TransactionMode = 'read' | 'write';
@@ -110,9 +111,12 @@ export class RequestDb {
   private open(): Promise<QueryRunner> {
     if (this.finished) return Promise.reject(new Error('the request has finished; its connection is released'));
     this.opening ??= (async () => {
-      const runner = this.dataSource.createQueryRunner();
+      // A connection whose last read-only transaction still owes its COMMIT (see finish) goes first: the
+      // COMMIT rides ahead of this transaction's start, in its first exchange.
+      const parked = parkedOf(this.dataSource)?.take();
+      const runner = parked ?? this.dataSource.createQueryRunner();
       try {
-        await runner.connect();
+        if (!parked) await runner.connect();
         // The transaction's start goes with the request's first statement (see deferBegin).
         deferBegin(runner, this.beginStatements());
       } catch (error) {
@@ -133,7 +137,11 @@ export class RequestDb {
    */
   private async begin(runner: QueryRunner): Promise<void> {
     takePendingBegin(runner);
-    await runner.query(this.beginStatements().simple);
+    await runner.query(
+      owedCommit(runner, false)
+        .map((c) => `${c.text}; `)
+        .join('') + this.beginStatements().simple,
+    );
     // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
     // that its commit/rollback (and anything using the manager) treat it as the transaction.
     Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
@@ -205,10 +213,20 @@ export class RequestDb {
     const runner = this.runner ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
     if (!runner) return;
     try {
-      // No statement ran: no transaction was ever started on the server, nothing to end.
-      if (takePendingBegin(runner)) {
+      // No statement ran: no transaction was ever started on the server, nothing to end (but the
+      // COMMIT a parked connection still owes, sent now).
+      if (dropPendingBegin(runner)) {
         if (commit) for (const done of this.committed) done();
-        await runner.release();
+        await endParked(runner);
+        return;
+      }
+      // A read-only transaction that read what it read: its COMMIT changes nothing the response says, so
+      // it need not cost a round trip of its own. The connection is parked, and the COMMIT goes ahead of
+      // the next transaction's start on it, or on its own after `readCommitDelayMs` (ParkedConnections).
+      const lot = parkedOf(this.dataSource);
+      if (commit && lot && this.mode === 'read' && runner.isTransactionActive && !this.committed.length) {
+        Object.assign(runner, { isTransactionActive: false, transactionDepth: 0, [OWES_COMMIT]: true });
+        lot.park(runner);
         return;
       }
       if (runner.isTransactionActive) {
@@ -345,6 +363,12 @@ export interface TradetrailSettings {
    * the pooler hands the next transaction another one.
    */
   preparedStatements: boolean;
+  /**
+   * How long a read-only request's connection waits, its COMMIT not yet sent, for the next request to
+   * send it ahead of its own transaction (TRADETRAIL_READ_COMMIT_DELAY_MS; 0: each read commits on its
+   * own). See `RequestDb.finish`.
+   */
+  readCommitDelayMs?: number;
 }
 
 /** Whether `dataSource` may send named prepared statements (true unless its options say otherwise). */
@@ -444,6 +468,58 @@ export function textArray(values: readonly string[]): string {
   return `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
 }
 
+const PARKED = new WeakMap<DataSource, ParkedConnections<QueryRunner> | null>();
+/** The DataSource's parked connections (null when its reads commit at once). */
+function parkedOf(dataSource: DataSource): ParkedConnections<QueryRunner> | null {
+  let lot = PARKED.get(dataSource);
+  if (lot === undefined) {
+    const ms = (dataSource.options as { tradetrail?: Partial<TradetrailSettings> }).tradetrail?.readCommitDelayMs ?? 0;
+    lot = ms > 0 ? new ParkedConnections<QueryRunner>(ms, usable, endParked) : null;
+    PARKED.set(dataSource, lot);
+  }
+  return lot;
+}
+
+/** Commits every parked connection's transaction and gives it back to the pool (before the pool closes). */
+export async function endParkedConnections(dataSource: DataSource): Promise<void> {
+  await PARKED.get(dataSource)?.endAll();
+}
+
+/** A connection that still owes the COMMIT of its last (read-only) transaction. */
+const OWES_COMMIT = Symbol('tradetrail.owesCommit');
+type Owing = QueryRunner & { [OWES_COMMIT]?: boolean };
+
+/**
+ * The COMMIT `runner` owes, as a statement to send first (none when it owes nothing); taken: the caller
+ * sends it. Named `tt_commit` (parsed once per connection) when `prepared`.
+ */
+function owedCommit(runner: QueryRunner, prepared: boolean): AheadStatement[] {
+  if (!(runner as Owing)[OWES_COMMIT]) return [];
+  delete (runner as Owing)[OWES_COMMIT];
+  return [{ name: prepared ? 'tt_commit' : undefined, text: 'COMMIT', values: [] }];
+}
+
+/** Whether a parked connection is still open (node-postgres marks a client lost or ending). */
+function usable(runner: QueryRunner): boolean {
+  const client = (runner as unknown as { databaseConnection?: { _ending?: boolean; _queryable?: boolean } })
+    .databaseConnection;
+  return !!client && !client._ending && client._queryable !== false && !runner.isReleased;
+}
+
+/**
+ * A connection back to the pool, after the COMMIT it still owes when parked (a parked connection nobody
+ * took, or one a request took and ran nothing on); discarded if that fails. Never throws.
+ */
+async function endParked(runner: QueryRunner): Promise<void> {
+  try {
+    const owed = owedCommit(runner, false);
+    if (owed.length) await runner.query(owed[0].text);
+    await runner.release();
+  } catch (error) {
+    await discard(runner, error);
+  }
+}
+
 /** A transaction's start, as statements to send ahead of another one, and as one simple query. */
 interface TransactionStart {
   ahead: AheadStatement[];
@@ -451,7 +527,8 @@ interface TransactionStart {
 }
 
 const PENDING_BEGIN = Symbol('tradetrail.pendingBegin');
-type Deferring = QueryRunner & { [PENDING_BEGIN]?: TransactionStart };
+const WRAPPED = Symbol('tradetrail.queryWrapped');
+type Deferring = QueryRunner & { [PENDING_BEGIN]?: TransactionStart; [WRAPPED]?: boolean };
 
 /**
  * The statements of the transaction's start still to send ahead of `runner`'s first statement, now
@@ -462,8 +539,20 @@ function startOf(runner: QueryRunner, prepared: boolean): AheadStatement[] {
   return prepared ? ahead : ahead.map(({ text, values }) => ({ text, values }));
 }
 
-/** The transaction start `deferBegin` left on `runner` for its first statement, now taken (undefined once sent). */
+/**
+ * The transaction start `deferBegin` left on `runner` for its first statement, now taken (undefined once
+ * sent), behind the COMMIT the connection still owes, if any: the caller sends it.
+ */
 function takePendingBegin(runner: QueryRunner): TransactionStart | undefined {
+  const pending = dropPendingBegin(runner);
+  if (!pending) return undefined;
+  const owed = owedCommit(runner, true);
+  if (!owed.length) return pending;
+  return { ahead: [...owed, ...pending.ahead], simple: `${owed[0].text}; ${pending.simple}` };
+}
+
+/** The pending transaction start, dropped unsent (a COMMIT the connection owes stays owed). */
+function dropPendingBegin(runner: QueryRunner): TransactionStart | undefined {
   const pending = (runner as Deferring)[PENDING_BEGIN];
   delete (runner as Deferring)[PENDING_BEGIN];
   return pending;
@@ -479,6 +568,9 @@ function takePendingBegin(runner: QueryRunner): TransactionStart | undefined {
 function deferBegin(runner: QueryRunner, start: TransactionStart): void {
   (runner as Deferring)[PENDING_BEGIN] = start;
   Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
+  // A parked connection's runner serves its next request: wrapped once.
+  if ((runner as Deferring)[WRAPPED]) return;
+  (runner as Deferring)[WRAPPED] = true;
   const query = runner.query.bind(runner);
   runner.query = (async (...args: Parameters<QueryRunner['query']>) => {
     const pending = takePendingBegin(runner);

@@ -30,7 +30,10 @@ interface Served {
 
 /** The real HTTP application (createApp) on its own pool, as the server runs it. */
 async function serve(url: string, poolMax = 3): Promise<Served> {
-  const ds = new DataSource(dataSourceOptions(url, poolMax, false));
+  // Each read commits on its own: the statements checked below are an export's own (test/read-commit.test.ts).
+  const ds = new DataSource(
+    dataSourceOptions(url, poolMax, false, { preparedStatements: cfg.preparedStatements, readCommitDelayMs: 0 }),
+  );
   await ds.initialize();
   const pool = (ds.driver as unknown as { master: Pool }).master;
   const statements = new StatementCounter();

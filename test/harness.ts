@@ -15,6 +15,7 @@ import { buildTradetrailSchema } from '../src/schema';
 import { type App, type AppOptions, createApollo, createApp } from '../src/server';
 import { withDatabase } from '../src/db';
 import { loadDemoData } from '../src/demo-data';
+import { endParkedConnections } from '../src/request-db';
 
 /** Connection string of the test server with another database name. */
 export function databaseUrl(database: string): string {
@@ -123,11 +124,14 @@ export async function startTestApp(
     checkpointFile?: string;
     /** TRADETRAIL_PREPARED_STATEMENTS (default: on). */
     preparedStatements?: boolean;
+    /** TRADETRAIL_READ_COMMIT_DELAY_MS (default: the configuration's). */
+    readCommitDelayMs?: number;
   } = {},
 ): Promise<TestApp> {
   const dataSource = new DataSource(
     dataSourceOptions(url, options.poolMax ?? 4, false, {
       preparedStatements: options.preparedStatements ?? testConfig.preparedStatements,
+      readCommitDelayMs: options.readCommitDelayMs ?? testConfig.readCommitDelayMs,
     }),
   );
   await dataSource.initialize();
@@ -165,6 +169,7 @@ export async function startTestApp(
     async close() {
       await integrator.stop();
       await apollo.stop();
+      await endParkedConnections(dataSource);
       await dataSource.destroy();
     },
   };
@@ -196,7 +201,7 @@ export async function createDemoDatabase<T = void>(
 export async function onTamperableCopy(
   templateName: string,
   work: (ctx: { app: TestApp; su: Client }) => Promise<void>,
-  options: { checkpointFile?: string } = {},
+  options: { checkpointFile?: string; readCommitDelayMs?: number } = {},
 ): Promise<void> {
   const name = `${templateName}_c${randomBytes(3).toString('hex')}`;
   await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${templateName}"`);

@@ -12,7 +12,8 @@ describe('RequestDb.read', () => {
   beforeAll(async () => {
     const db = await createTestDatabase();
     drop = db.drop;
-    app = await startTestApp(db.url, { poolMax: 1 }); // one connection: every request below shares it
+    // One connection: every request below shares it. Each read commits on its own (its round trips are its own).
+    app = await startTestApp(db.url, { poolMax: 1, readCommitDelayMs: 0 });
   });
   afterAll(async () => {
     await app.close();

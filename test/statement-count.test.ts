@@ -70,7 +70,9 @@ describe('statements per request', () => {
   async function appWith(positions: number): Promise<TestApp> {
     const db = await createTestDatabase();
     drops.push(db.drop);
-    const app = await startTestApp(db.url);
+    // Each read commits on its own here, so that a request's round trips are its own (a read's COMMIT
+    // riding with the next request is test/read-commit.test.ts).
+    const app = await startTestApp(db.url, { readCommitDelayMs: 0 });
     apps.push(app);
     await seed(app, positions, 10, 5, 3);
     return app;
@@ -222,7 +224,7 @@ describe('statements per request', () => {
   it('releases the connection on every path: success, bad input mid-request, unknown ids', async () => {
     const db = await createTestDatabase();
     drops.push(db.drop);
-    const app = await startTestApp(db.url, { poolMax: 1 });
+    const app = await startTestApp(db.url, { poolMax: 1, readCommitDelayMs: 0 });
     apps.push(app);
     await seed(app, 3, 2, 1, 1);
     const pool = (app.dataSource.driver as unknown as { master: Pool }).master;

@@ -15,7 +15,8 @@ let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let dir: string;
 beforeAll(async () => {
   db = await createTestDatabase();
-  app = await startTestApp(db.url);
+  // Each read commits on its own: the statement counts below are a request's own (see test/read-commit.test.ts).
+  app = await startTestApp(db.url, { readCommitDelayMs: 0 });
   dir = mkdtempSync(path.join(os.tmpdir(), 'tradetrail-trail-'));
 });
 afterAll(async () => {
