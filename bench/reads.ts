@@ -332,6 +332,34 @@ function inlined(text: string, params: (string | null)[]): string {
 }
 
 /**
+ * Tradetrail's round trips of one request as its own statements. A read's COMMIT rides ahead of the next
+ * request's start on its connection (README, "A read's COMMIT rides with the next request"), or goes
+ * alone once nobody took the connection in time: the last request's trips begin with the previous
+ * one's COMMIT and end without its own. The COMMIT owed is moved to the end of the request's last round
+ * trip on that connection, where the same statements form one whole transaction for pgbench.
+ */
+function ownTrips(sample: RoundTrip[]): RoundTrip[] {
+  const owed = (trip: RoundTrip) =>
+    /^COMMIT\b/i.test(trip.statements[0]?.text ?? '') &&
+    (trip.statements.length === 1 || /^START TRANSACTION\b/i.test(trip.statements[1].text));
+  const own = sample
+    .map((trip) => (owed(trip) ? { ...trip, statements: trip.statements.slice(1) } : trip))
+    .filter((trip) => trip.statements.length > 0);
+  for (const connection of new Set(own.map((t) => t.connection))) {
+    const trips = own.filter((t) => t.connection === connection);
+    const last = trips[trips.length - 1];
+    const ended = /^(COMMIT|ROLLBACK)\b/i.test(last.statements[last.statements.length - 1].text);
+    if (!ended && trips.some((t) => t.statements.some((st) => /^START TRANSACTION\b/i.test(st.text)))) {
+      own[own.indexOf(last)] = {
+        ...last,
+        statements: [...last.statements, { text: 'COMMIT', params: [] }],
+      };
+    }
+  }
+  return own;
+}
+
+/**
  * The pgbench script of one request: a command per round trip (the statements of a simple Query joined
  * by `\;`: still one round trip), the round trips of each connection the request used one after the
  * other (PostGraphile runs some requests on two connections at once).
@@ -537,13 +565,14 @@ async function main(): Promise<void> {
             await ask(target.url, token, query, variables);
           }
           const trips = proxy.roundTrips;
+          const sample = name === 'TT' ? ownTrips(trips.slice(last)) : trips.slice(last);
           calibration.set(`${q.name}/${name}`, {
             answer,
             latency: (Date.now() - started) / 1000 / CALIBRATION_REQUESTS,
             statementsPerRequest: trips.reduce((n, t) => n + t.statements.length, 0) / CALIBRATION_REQUESTS,
             roundTripsPerRequest: trips.length / CALIBRATION_REQUESTS,
-            connections: new Set(trips.slice(last).map((t) => t.connection)).size,
-            sample: trips.slice(last),
+            connections: new Set(sample.map((t) => t.connection)).size,
+            sample,
           });
         }
       } finally {

@@ -136,7 +136,7 @@ export class RequestDb {
    * one snapshot (REPEATABLE READ), so a page, its totalCount and its nested fields agree.
    */
   private async begin(runner: QueryRunner): Promise<void> {
-    takePendingBegin(runner);
+    dropPendingBegin(runner);
     await runner.query(
       owedCommit(runner, false)
         .map((c) => `${c.text}; `)
