@@ -424,6 +424,11 @@ async function main(): Promise<void> {
   const kept = args.keep ?? args.reuse;
   const scratch = kept ? await keptDatabase(kept, !!args.keep) : await scratchDatabase('tt_bench_reads');
   const keptFile = path.join(os.tmpdir(), `tradetrail-bench-reads-${kept}.json`);
+  if (args.reuse && !existsSync(keptFile)) {
+    throw new Error(
+      `--reuse ${args.reuse}: ${keptFile} is missing; build the database first with --keep ${args.reuse}`,
+    );
+  }
   // No slow-query warnings: the build's statements carry megabytes of JSON.
   const ds = new DataSource({ ...dataSourceOptions(scratch.url, 4, false), maxQueryExecutionTime: undefined });
   const reused = args.reuse
