@@ -11,7 +11,7 @@
  * pgbench from 10 clients, as transactions/s. PostGraphile and the Node 24 binary it needs are
  * bench/'s own devDependencies, installed on first use (`npm ci --prefix bench`).
  */
-import { commandLine, keptName, usageError, wholeNumber } from '../scripts/cli';
+import { commandLine, keptName, keptOptions, usageError, wholeNumber } from '../scripts/cli';
 import { QUERIES, QUERY_NAMES } from './queries';
 
 // The command line before the modules below load (TypeORM, the services): --help answers at once.
@@ -53,16 +53,7 @@ const args = commandLine(
         help: 'orders to build (at least 10000); one trader per 500 orders',
         default: '100000',
       },
-      keep: {
-        type: 'string',
-        value: 'NAME',
-        help: "build into database NAME on DATABASE_URL's server and keep it (with its log key, in the temp folder)",
-      },
-      reuse: {
-        type: 'string',
-        value: 'NAME',
-        help: 'measure a database an earlier --keep NAME built, without building or integrating (~2.5 min saved)',
-      },
+      ...keptOptions('building or integrating (~2.5 min saved)'),
       'sql-dir': {
         type: 'string',
         value: 'DIR',

@@ -10,7 +10,7 @@
  * DATABASE_URL's server when set (a scratch database, dropped afterwards), else a
  * temporary embedded PostgreSQL.
  */
-import { commandLine, keptName, usageError, wholeNumber } from './cli';
+import { commandLine, keptName, keptOptions, usageError, wholeNumber } from './cli';
 
 /** The measurements, in the order they run. */
 const STEPS = ['report', 'reconcile', 'verify', 'export'] as const;
@@ -50,16 +50,7 @@ const args = commandLine(
         help: "the server's TRADETRAIL_STATEMENT_TIMEOUT_MS (at least 100)",
         default: "the server's, 10000",
       },
-      keep: {
-        type: 'string',
-        value: 'NAME',
-        help: "build into database NAME on DATABASE_URL's server and keep it (with its log key, in the temp folder)",
-      },
-      reuse: {
-        type: 'string',
-        value: 'NAME',
-        help: 'measure a database an earlier --keep NAME built, without building (a 1,000,000-order build takes ~15 min)',
-      },
+      ...keptOptions('building (a 1,000,000-order build takes ~15 min)'),
       only: {
         type: 'string',
         value: 'STEPS',

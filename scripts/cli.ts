@@ -163,6 +163,18 @@ export function wholeNumber(raw: string | undefined, option: string, min = 0, ma
   return value;
 }
 
+/** A benchmark's --keep NAME and --reuse NAME options (`saved`: what --reuse skips, for the help). */
+export function keptOptions(saved: string): { keep: OptionSpec; reuse: OptionSpec } {
+  return {
+    keep: {
+      type: 'string',
+      value: 'NAME',
+      help: "build into database NAME on DATABASE_URL's server and keep it (with its log key, in the temp folder)",
+    },
+    reuse: { type: 'string', value: 'NAME', help: `measure a database an earlier --keep NAME built, without ${saved}` },
+  };
+}
+
 /** A --keep/--reuse database name of a benchmark (a database on DATABASE_URL's server that outlives the run). */
 export function keptName(value: string | undefined, option: string): string | undefined {
   if (value === undefined) return undefined;
