@@ -212,6 +212,9 @@ describe('subscriptions over graphql-ws', () => {
   it('gives each trader only their own orders, positions and log entries; compliance receives both', async () => {
     const orderA = await newOrder(traderA, 'AAPL');
     const orderB = await newOrder(traderB, 'MSFT');
+    // The orders' own notifications reach the LISTEN connection a moment after their commit: heard before
+    // anyone subscribes, they go to no one (a subscription that started first would get an ACCEPTED event).
+    await new Promise((resolve) => setTimeout(resolve, 500));
     const a = connect(main.ws, { authorization: `Bearer ${tokenA}` });
     const b = connect(main.ws, { token: tokenB }); // the other form of connection_init's payload
     const c = connect(main.ws, { authorization: `Bearer ${compliance}` });
