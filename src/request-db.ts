@@ -137,11 +137,7 @@ export class RequestDb {
    */
   private async begin(runner: QueryRunner): Promise<void> {
     dropPendingBegin(runner);
-    await runner.query(
-      owedCommit(runner, false)
-        .map((c) => `${c.text}; `)
-        .join('') + this.beginStatements().simple,
-    );
+    await runner.query(afterOwedCommit(runner, this.beginStatements()).simple);
     // TypeORM's startTransaction would send START TRANSACTION alone; tell the runner one is open so
     // that its commit/rollback (and anything using the manager) treat it as the transaction.
     Object.assign(runner, { isTransactionActive: true, transactionDepth: 1 });
@@ -373,7 +369,12 @@ export interface TradetrailSettings {
 
 /** Whether `dataSource` may send named prepared statements (true unless its options say otherwise). */
 export function preparedStatementsOn(dataSource: DataSource): boolean {
-  return (dataSource.options as { tradetrail?: Partial<TradetrailSettings> }).tradetrail?.preparedStatements !== false;
+  return settingsOf(dataSource).preparedStatements !== false;
+}
+
+/** The DataSource's own settings (`TradetrailSettings`; empty when its options carry none). */
+function settingsOf(dataSource: DataSource): Partial<TradetrailSettings> {
+  return (dataSource.options as { tradetrail?: Partial<TradetrailSettings> }).tradetrail ?? {};
 }
 
 /**
@@ -473,7 +474,7 @@ const PARKED = new WeakMap<DataSource, ParkedConnections<QueryRunner> | null>();
 function parkedOf(dataSource: DataSource): ParkedConnections<QueryRunner> | null {
   let lot = PARKED.get(dataSource);
   if (lot === undefined) {
-    const ms = (dataSource.options as { tradetrail?: Partial<TradetrailSettings> }).tradetrail?.readCommitDelayMs ?? 0;
+    const ms = settingsOf(dataSource).readCommitDelayMs ?? 0;
     lot = ms > 0 ? new ParkedConnections<QueryRunner>(ms, usable, endParked) : null;
     PARKED.set(dataSource, lot);
   }
@@ -545,10 +546,14 @@ function startOf(runner: QueryRunner, prepared: boolean): AheadStatement[] {
  */
 function takePendingBegin(runner: QueryRunner): TransactionStart | undefined {
   const pending = dropPendingBegin(runner);
-  if (!pending) return undefined;
+  return pending && afterOwedCommit(runner, pending);
+}
+
+/** `start` behind the COMMIT `runner` still owes (taken: the caller sends it), or `start` when it owes none. */
+function afterOwedCommit(runner: QueryRunner, start: TransactionStart): TransactionStart {
   const owed = owedCommit(runner, true);
-  if (!owed.length) return pending;
-  return { ahead: [...owed, ...pending.ahead], simple: `${owed[0].text}; ${pending.simple}` };
+  if (!owed.length) return start;
+  return { ahead: [...owed, ...start.ahead], simple: `${owed[0].text}; ${start.simple}` };
 }
 
 /** The pending transaction start, dropped unsent (a COMMIT the connection owes stays owed). */

@@ -1,6 +1,6 @@
 import { EntityManager } from 'typeorm';
 import { preparedRows } from '../request-db';
-import { hashRange, type LeafRange, type NodeId, nodeHash, rangeNodes } from './merkle';
+import { HASH_SIZE, hashRange, type LeafRange, type NodeId, nodeHash, rangeNodes } from './merkle';
 
 /** Anything that runs SQL: an EntityManager, a QueryRunner or a DataSource. */
 export interface Queryable {
@@ -24,9 +24,6 @@ const NODES_SQL = `SELECT 0 AS level, r.lo::text AS idx, x.n, x.hashes AS hash
      UNION ALL
      SELECT n.level, n.idx::text, 1, n.hash FROM merkle_nodes n
        JOIN unnest($3::smallint[], $4::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx`;
-
-/** A leaf hash's size (the schema checks it; a run whose bytes do not add up is read leaf by leaf). */
-const LEAF_HASH_SIZE = 32;
 
 /**
  * The hashes of perfect subtrees, in one statement: level 0 from `log_leaves`, levels from
@@ -77,9 +74,10 @@ export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promis
   for (const r of rows) {
     const index = Number(r.idx);
     if (r.level > 0) found.set(`${r.level}:${r.idx}`, r.hash!);
-    else if (r.hash && r.n === runEnd.get(index)! - index && r.hash.length === r.n * LEAF_HASH_SIZE) {
+    // A run whose bytes do not add up (the schema checks each leaf hash's size) is read leaf by leaf below.
+    else if (r.hash && r.n === runEnd.get(index)! - index && r.hash.length === r.n * HASH_SIZE) {
       for (let i = 0; i < r.n; i++) {
-        levels[0].set(index + i, r.hash.subarray(i * LEAF_HASH_SIZE, (i + 1) * LEAF_HASH_SIZE));
+        levels[0].set(index + i, r.hash.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
       }
     } else irregular.push({ start: index, end: runEnd.get(index)! });
   }
