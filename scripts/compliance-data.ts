@@ -10,7 +10,6 @@
  * `recalculateBook` and `verifyOrderLog`, and `replayThroughServices` replays sample books through the
  * server's own services and compares every row and log entry.
  */
-import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DataSource, EntityManager } from 'typeorm';
 import { Dec } from '../src/decimal';
@@ -21,6 +20,7 @@ import { verifyOrderLog } from '../src/execution-log/log-verification.service';
 import { FillException, Liquidity } from '../src/fill/fill.entity';
 import { RecordExecutionInput } from '../src/fill/fill.inputs';
 import { applyExecutions } from '../src/fill/fill.service';
+import { newId } from '../src/ids';
 import { OrderSide, OrderStatus, OrderType, TimeInForce } from '../src/order/order.entity';
 import { changeOrderStatus, type OrderEvent, submitOrder } from '../src/order/order.service';
 import { derivedStatus, orderTotals } from '../src/order/order.state';
@@ -363,7 +363,7 @@ function generateBook(
     offsets.forEach((o, i) => (offsets[i] = Math.max(o, i ? offsets[i - 1] + 1 : 1)));
     let e = 0;
     const at = () => new Date(submittedAt + offsets[e++]);
-    const id = randomUUID();
+    const id = newId();
     const order: GenOrder = {
       id,
       clientOrderId: `cb-${seq.orders++}`,
@@ -384,7 +384,7 @@ function generateBook(
       const arrival = ++seq.arrival;
       const venue = rnd.pick(inst.venues);
       order.fills.push({
-        id: randomUUID(),
+        id: newId(),
         orderId: id,
         execId: `${venue}-${arrival}`,
         venue,
@@ -407,7 +407,7 @@ function generateBook(
   // Positions: the replay of the book (its fills are already in event and arrival order).
   const fills = orders.flatMap((o) => o.fills);
   const segments = netBook(null, fills, m);
-  const ids = segments.map(() => randomUUID());
+  const ids = segments.map(() => newId());
   segments.forEach((s, i) => {
     for (const f of s.fills) f.positionId = ids[i];
     if (!s.flipped) s.fills[0].fromFlat = true;
@@ -680,7 +680,7 @@ export async function buildComplianceData(ds: DataSource, opts: ComplianceDataOp
   };
   const t0 = Date.now();
 
-  const traderIds = Array.from({ length: traderCount }, () => randomUUID());
+  const traderIds = Array.from({ length: traderCount }, () => newId());
   await ds.transaction(async (m) => {
     await m.query(`SET LOCAL tradetrail.role = 'admin'`);
     await m.query(

@@ -1,4 +1,21 @@
+import { v7 as uuidv7 } from 'uuid';
 import { BadUserInputError } from './errors';
+
+/**
+ * A new row id: a time-ordered UUID (version 7, RFC 9562: the Unix milliseconds first, then 74 random
+ * bits; the `uuid` package keeps the ids one process makes in a millisecond in order). Rows written
+ * together sit together in every index that leads with an id, so inserts append at an index's right
+ * edge and a trail read in time order finds its rows on pages already in memory (migration
+ * TimeOrderedIds, which makes the database's own default, `tradetrail_uuid_v7()`, the same kind).
+ * Like any id it reveals when its row was made, which every row's `createdAt` says anyway; its 74
+ * random bits keep it unguessable, and row-level security, not secrecy of ids, guards the rows.
+ */
+export function newId(): string {
+  return uuidv7();
+}
+
+/** The id columns' default (the entities' metadata; the migration TimeOrderedIds sets it). */
+export const NEW_ID_SQL = (): string => 'tradetrail_uuid_v7()';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -640,3 +640,65 @@ describe('the application role', () => {
     }
   });
 });
+
+describe('new ids are time-ordered (UUID version 7)', () => {
+  /** The milliseconds a version 7 UUID carries; throws for any other version or variant. */
+  const millisOf = (id: string): number => {
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    return parseInt(id.replace(/-/g, '').slice(0, 12), 16);
+  };
+
+  it('the server makes them for fills, positions, log entries and corrections; the database for orders and traders', async () => {
+    const before = Date.now();
+    const trader = await makeTrader(app.dataSource.manager); // the database's default
+    const o = await ok(
+      `mutation($input: SubmitOrderInput!) { submitOrder(input: $input) { id } }`, // the database's default
+      {
+        input: {
+          traderId: trader.id,
+          clientOrderId: 'v7',
+          symbol: 'V7',
+          side: 'BUY',
+          orderType: 'MARKET',
+          quantity: '10',
+        },
+      },
+    ).then((d) => d.submitOrder);
+    const r = await ok(RECORD, {
+      input: { orderId: o.id, execId: 'v7-1', quantity: '10', price: '1', executedAt: '2026-01-01T00:00:00Z' },
+    }).then((d) => d.recordExecution);
+    const corrected = await ok(
+      `mutation { correctExecution(input: { execId: "v7-1", correctionId: "v7-c", price: "2", reason: "price" }) { correction { id } } }`,
+    ).then((d) => d.correctExecution.correction);
+    const entries = (await app.dataSource.query(`SELECT id FROM execution_logs WHERE order_id = $1 ORDER BY seq`, [
+      o.id,
+    ])) as { id: string }[];
+    const after = Date.now();
+    const ids = [trader.id, o.id, r.fill.id, r.position.id, corrected.id, ...entries.map((e) => e.id)];
+    for (const id of ids) {
+      const ms = millisOf(id);
+      expect(ms).toBeGreaterThanOrEqual(before - 1000); // the database's clock, not this process's
+      expect(ms).toBeLessThanOrEqual(after + 1000);
+    }
+    // Written in order: an order's entries, made one request after another, sort in their order.
+    expect(entries.length).toBeGreaterThanOrEqual(4);
+    expect([...entries.map((e) => e.id)].sort()).toEqual(entries.map((e) => e.id));
+  });
+
+  it("the database's default: version 7, distinct, in time order across milliseconds", async () => {
+    // Left to right: the clock before, the id, the clock after.
+    const rows = (await app.dataSource.query(
+      `SELECT clock_timestamp() AS before, tradetrail_uuid_v7()::text AS id, clock_timestamp() AS after
+       FROM generate_series(1, 2000)`,
+    )) as { id: string; before: Date; after: Date }[];
+    expect(new Set(rows.map((r) => r.id)).size).toBe(rows.length);
+    for (const r of rows) {
+      expect(millisOf(r.id)).toBeGreaterThanOrEqual(r.before.getTime());
+      expect(millisOf(r.id)).toBeLessThanOrEqual(r.after.getTime());
+    }
+    const ms = rows.map((r) => millisOf(r.id));
+    expect(ms).toEqual([...ms].sort((a, b) => a - b));
+    // The 74 other bits stay random: no two ids of one millisecond share them.
+    expect(new Set(rows.map((r) => r.id.slice(15))).size).toBe(rows.length);
+  });
+});

@@ -1,4 +1,5 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { newId } from '../ids';
 import type { JsonObject } from '../scalars';
 import { leafHash } from './merkle';
 
@@ -189,5 +190,5 @@ export function sealKey(): Buffer {
 }
 
 export function newEntryId(): string {
-  return randomUUID();
+  return newId();
 }

@@ -1,6 +1,7 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn, type Relation } from 'typeorm';
+import { Check, Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, type Relation } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 import { Order, OrderStatus } from '../order/order.entity';
 import type { JsonObject } from '../scalars';
 import { Trader } from '../trader/trader.entity';
@@ -39,7 +40,7 @@ registerEnumType(ExecutionLogAction, { name: 'ExecutionLogAction' });
 @Check('chk_execution_logs_seq_positive', `"seq" >= 1`)
 export class ExecutionLog {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_execution_logs' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_execution_logs', default: NEW_ID_SQL })
   readonly id!: string;
 
   @Field(() => ID)

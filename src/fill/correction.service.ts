@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import type { Dec } from '../decimal';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
+import { newId } from '../ids';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
 import type { Actor } from '../execution-log/execution-log.service';
 import { Order } from '../order/order.entity';
@@ -128,7 +128,7 @@ export async function correctExecution(
     new Map([[fill.id, corrected]]),
   );
   const correction = Object.assign(new FillCorrection(), {
-    id: randomUUID(),
+    id: newId(),
     fillId: fill.id,
     traderId: ref.trader_id,
     symbol: ref.symbol,

@@ -7,9 +7,10 @@ import {
   Index,
   JoinColumn,
   ManyToOne,
-  PrimaryGeneratedColumn,
+  PrimaryColumn,
   type Relation,
 } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 import { bigintTransformer, type Dec, decimalTransformer } from '../decimal';
 import { DecimalScalar } from '../scalars';
 import { Trader } from '../trader/trader.entity';
@@ -46,7 +47,7 @@ registerEnumType(FillCorrectionKind, {
 )
 export class FillCorrection {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_fill_corrections' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_fill_corrections', default: NEW_ID_SQL })
   readonly id!: string;
 
   @Field(() => ID)

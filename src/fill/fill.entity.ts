@@ -8,9 +8,10 @@ import {
   Index,
   JoinColumn,
   ManyToOne,
-  PrimaryGeneratedColumn,
+  PrimaryColumn,
   type Relation,
 } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 import { bigintTransformer, type Dec, decimalTransformer } from '../decimal';
 import { Order } from '../order/order.entity';
 import { Position } from '../position/position.entity';
@@ -55,7 +56,7 @@ registerEnumType(Liquidity, { name: 'Liquidity' });
 @Check('chk_fills_overfilled_quantity', `"overfilled_quantity" >= 0`)
 export class Fill {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_fills' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_fills', default: NEW_ID_SQL })
   readonly id!: string;
 
   @Field(() => ID)

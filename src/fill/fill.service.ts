@@ -1,9 +1,9 @@
 import type { Row } from '../loaders';
-import { randomUUID } from 'node:crypto';
 import type { GraphQLError } from 'graphql';
 import type { EntityManager } from 'typeorm';
 import { Dec, divideRounded } from '../decimal';
 import { BadUserInputError, ConflictError, NotFoundError } from '../errors';
+import { newId } from '../ids';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
 import type { Actor, LogEntry } from '../execution-log/execution-log.service';
 import { Order, OrderStatus } from '../order/order.entity';
@@ -283,7 +283,7 @@ export async function applyExecutions(
           ? FillException.ORDER_REJECTED
           : null;
     const fill: LedgerFill = {
-      id: randomUUID(),
+      id: newId(),
       orderId: order.id,
       traderId: order.traderId,
       symbol: order.symbol,

@@ -8,10 +8,11 @@ import {
   Index,
   JoinColumn,
   ManyToOne,
-  PrimaryGeneratedColumn,
+  PrimaryColumn,
   type Relation,
   UpdateDateColumn,
 } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 import { type Dec, decimalTransformer } from '../decimal';
 import { Position } from '../position/position.entity';
 import { DecimalScalar, type JsonObject } from '../scalars';
@@ -98,7 +99,7 @@ registerEnumType(StrategyType, { name: 'StrategyType' });
 @Check('chk_orders_base_status', `"base_status" NOT IN ('PARTIAL', 'FILLED')`)
 export class Order {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_orders' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_orders', default: NEW_ID_SQL })
   id!: string;
 
   @Field(() => ID)

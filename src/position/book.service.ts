@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { EntityManager } from 'typeorm';
 import { Dec } from '../decimal';
 import { ExecutionLogAction } from '../execution-log/execution-log.entity';
+import { newId } from '../ids';
 import { type Actor, type LogEntry, logInsertSql, logRowsJson } from '../execution-log/execution-log.service';
 import type { JsonObject } from '../scalars';
 import { Order, OrderSide } from '../order/order.entity';
@@ -486,7 +486,7 @@ export function planBook(
     const row =
       stored ??
       Object.assign(new Position(), {
-        id: randomUUID(),
+        id: newId(),
         traderId: book.traderId,
         symbol: book.symbol,
         version: 0,

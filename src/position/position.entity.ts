@@ -7,11 +7,12 @@ import {
   Index,
   JoinColumn,
   ManyToOne,
-  PrimaryGeneratedColumn,
+  PrimaryColumn,
   type Relation,
   UpdateDateColumn,
   VersionColumn,
 } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 import { type Dec, decimalTransformer } from '../decimal';
 import { DecimalScalar } from '../scalars';
 import { Trader } from '../trader/trader.entity';
@@ -43,7 +44,7 @@ registerEnumType(PositionStatus, { name: 'PositionStatus' });
 @Check('chk_positions_cost_basis', `"cost_basis" >= 0`)
 export class Position {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_positions' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_positions', default: NEW_ID_SQL })
   id!: string;
 
   @Field(() => ID)

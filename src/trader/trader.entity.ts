@@ -1,5 +1,6 @@
 import { Field, ID, ObjectType } from 'type-graphql';
-import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+import { NEW_ID_SQL } from '../ids';
 
 @ObjectType({ simpleResolvers: true, description: 'A trading account holder: owns positions and orders.' })
 @Entity({ name: 'traders' })
@@ -7,7 +8,7 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 
 @Index('idx_traders_name', ['name'])
 export class Trader {
   @Field(() => ID)
-  @PrimaryGeneratedColumn('uuid', { primaryKeyConstraintName: 'pk_traders' })
+  @PrimaryColumn('uuid', { primaryKeyConstraintName: 'pk_traders', default: NEW_ID_SQL })
   id!: string;
 
   @Field()
