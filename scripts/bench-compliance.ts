@@ -84,7 +84,7 @@ import { mintToken } from '../src/auth';
 import { config } from '../src/config';
 import { setSealKey } from '../src/execution-log/entry-encoding';
 import { generateLogKeyPem, logKeyFromPem } from '../src/execution-log/log-key';
-import { exportOnce, rssMb } from './bench-export';
+import { cpuSeconds, exportOnce, postgresCpu, rssMb } from './bench-export';
 import { keptDatabase, type RunningServer, scratchDatabase, startServer } from './bench-db';
 import { buildComplianceData, checkComplianceData, type ComplianceData } from './compliance-data';
 
@@ -433,7 +433,10 @@ async function main(): Promise<void> {
       // Warm-up (JIT, plans) on a small trader, not reported.
       for (const format of ['ndjson', 'csv'])
         await exportOnce(url, `/export/traders/${small.id}?format=${format}`, token);
+      const pgCpu = await postgresCpu(ds);
+      const cpu = (seconds: number) => (Number.isNaN(seconds) ? 'n/a' : `${seconds.toFixed(2)} s`);
       for (const format of ['ndjson', 'csv'] as const) {
+        const cpu0 = { server: cpuSeconds(pid), pg: pgCpu() };
         const r = await measured(pid, () => exportOnce(url, `/export/traders/${whale.id}?format=${format}`, token));
         const e = r.result;
         const note =
@@ -441,7 +444,9 @@ async function main(): Promise<void> {
         done({
           what: `export of the largest trader, ${format}`,
           seconds: e.seconds,
-          result: `${e.rows} rows, ${(e.bytes / 2 ** 20).toFixed(0)} MB = ${Math.round(e.rowsPerSecond)} rows/s${note}`,
+          result:
+            `${e.rows} rows, ${(e.bytes / 2 ** 20).toFixed(0)} MB = ${Math.round(e.rowsPerSecond)} rows/s${note}; ` +
+            `CPU: server ${cpu(cpuSeconds(pid) - cpu0.server)}, PostgreSQL ${cpu(cpu0.pg())}`,
           serverMb: r.serverMb,
           selfMb: r.selfMb,
         });

@@ -188,7 +188,7 @@ export function cpuSeconds(pid: number): number {
  * the function it returns is called, when the server runs on this machine; NaN otherwise (a server
  * elsewhere). A process that exits in between is not counted.
  */
-async function postgresCpu(ds: DataSource): Promise<() => () => number> {
+export async function postgresCpu(ds: DataSource): Promise<() => () => number> {
   const [{ pid }] = (await ds.query(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
   let postmaster: string;
   try {
