@@ -514,17 +514,34 @@ const LEAF_INDEX = -3;
 const INCLUSION_PROOF = -4;
 
 interface CsvPlan {
-  /** `record_type` and its comma. */
+  /** `record_type`'s value. */
   type: Buffer;
-  /** Per column after the first, where its value comes from. */
+  /** The columns after the first that this kind of record fills, in order: where each value comes from. */
   sources: Int16Array;
+  /** The commas before each of them (after the previous one), as bytes: the empty columns between. */
+  gaps: Buffer[];
+  /** The commas after the last of them, up to the end of the row. */
+  tail: Buffer;
 }
 
+/** `n` commas. */
+const commas = (n: number) => ascii(','.repeat(n));
+
 function csvPlan(recordType: string, fields: Fields, also: Record<string, number>): CsvPlan {
-  const sources = new Int16Array(CSV_COLUMNS.length - 1).fill(NONE);
-  fields.forEach(([key], i) => (sources[KEY_COLUMN.get(key)! - 1] = i));
-  for (const [column, source] of Object.entries(also)) sources[COLUMN.get(column)! - 1] = source;
-  return { type: ascii(recordType), sources };
+  const all = new Int16Array(CSV_COLUMNS.length - 1).fill(NONE);
+  fields.forEach(([key], i) => (all[KEY_COLUMN.get(key)! - 1] = i));
+  for (const [column, source] of Object.entries(also)) all[COLUMN.get(column)! - 1] = source;
+  // Most of the ~90 columns are empty for any one kind: only the filled ones are visited per row.
+  const sources: number[] = [];
+  const gaps: Buffer[] = [];
+  let last = -1;
+  all.forEach((source, column) => {
+    if (source === NONE) return;
+    sources.push(source);
+    gaps.push(commas(column - last));
+    last = column;
+  });
+  return { type: ascii(recordType), sources: Int16Array.from(sources), gaps, tail: commas(all.length - 1 - last) };
 }
 const fieldIndex = (fields: Fields, key: string) => fields.findIndex(([k]) => k === key);
 const CSV_ORDER = csvPlan('order', ORDER_FIELDS, { order_id: fieldIndex(ORDER_FIELDS, 'id') });
@@ -548,10 +565,10 @@ const CRLF = ascii('\r\n');
  */
 function writeCsvRow(out: ByteWriter, plan: CsvPlan, own: FieldTable, outer?: FieldTable, proof?: EntryProof): void {
   out.bytes(plan.type);
-  const sources = plan.sources;
-  for (let column = 0; column < sources.length; column++) {
-    out.byte(0x2c);
-    const source = sources[column];
+  const { sources, gaps } = plan;
+  for (let i = 0; i < sources.length; i++) {
+    out.bytes(gaps[i]);
+    const source = sources[i];
     if (source >= OUTER_FIELD) writeCsvField(out, outer!, source - OUTER_FIELD);
     else if (source >= 0) writeCsvField(out, own, source);
     else if (source === DETAILS_JSON) {
@@ -565,6 +582,7 @@ function writeCsvRow(out: ByteWriter, plan: CsvPlan, own: FieldTable, outer?: Fi
       });
     }
   }
+  out.bytes(plan.tail);
   out.bytes(CRLF);
 }
 

@@ -204,10 +204,13 @@ export function rightEdge(size: number): NodeId[] {
  * The MTH of `range` (see `rangeNodes`) from the hashes of its perfect subtrees. `get` returns a
  * perfect subtree's hash (level 0: the leaf hash); when it returns undefined this throws an Error
  * naming the missing node (an error `get` throws itself propagates unchanged). An empty range hashes
- * to EMPTY_ROOT.
+ * to EMPTY_ROOT. `nodes`: `rangeNodes(range)`, when the caller has it already.
  */
-export function hashRange(range: LeafRange, get: (node: NodeId) => Buffer | undefined): Buffer {
-  const nodes = rangeNodes(range);
+export function hashRange(
+  range: LeafRange,
+  get: (node: NodeId) => Buffer | undefined,
+  nodes: readonly NodeId[] = rangeNodes(range),
+): Buffer {
   if (nodes.length === 0) return Buffer.from(EMPTY_ROOT);
   const fetch = (node: NodeId): Buffer => {
     const h = get(node);

@@ -7,7 +7,12 @@ export interface Queryable {
   query(sql: string, parameters?: unknown[]): Promise<unknown>;
 }
 
-export const nodeKey = (n: NodeId): string => `${n.level}:${n.index}`;
+/**
+ * A node's key in the maps below: one number (index·64 + level) while that is exact, text beyond (a
+ * tree of more than 2^46 leaves). A number costs no string per node.
+ */
+export const nodeKey = (n: NodeId): number | string =>
+  n.index < 2 ** 46 ? n.index * 64 + n.level : `${n.level}:${n.index}`;
 
 /**
  * Internal nodes are stored from this level up (`merkle_nodes`): a node of a lower level (at most 8
@@ -31,8 +36,8 @@ const NODES_SQL = `SELECT 0 AS level, r.lo::text AS idx, x.n, x.hashes AS hash
  * from the hashes of the level below). Missing nodes are simply absent from the map, which holds the
  * nodes asked for.
  */
-export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promise<Map<string, Buffer>> {
-  const found = new Map<string, Buffer>();
+export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promise<Map<number | string, Buffer>> {
+  const found = new Map<number | string, Buffer>();
   if (!nodes.length) return found;
   // The leaves under the low nodes, as runs of consecutive indexes (the proofs of consecutive leaves
   // need overlapping blocks): one index range scan per run, its hashes in one value, instead of a
@@ -73,7 +78,7 @@ export async function readNodes(db: Queryable, nodes: readonly NodeId[]): Promis
   const runEnd = new Map(runs.map((r) => [r.start, r.end]));
   for (const r of rows) {
     const index = Number(r.idx);
-    if (r.level > 0) found.set(`${r.level}:${r.idx}`, r.hash!);
+    if (r.level > 0) found.set(nodeKey({ level: r.level, index }), r.hash!);
     // A run whose bytes do not add up (the schema checks each leaf hash's size) is read leaf by leaf below.
     else if (r.hash && r.n === runEnd.get(index)! - index && r.hash.length === r.n * HASH_SIZE) {
       for (let i = 0; i < r.n; i++) {
@@ -124,28 +129,27 @@ const rangeKey = (r: LeafRange): number | string =>
  * equal ranges get the same Buffer.
  */
 export async function rangeHashes(db: Queryable, ranges: readonly LeafRange[]): Promise<Buffer[]> {
-  const distinct = new Map<number | string, LeafRange>();
+  // Each distinct range once, with its perfect subtrees (computed once: most proof ranges are one).
+  const distinct = new Map<number | string, { range: LeafRange; nodes: NodeId[] }>();
+  const wanted = new Map<number | string, NodeId>();
   for (const r of ranges) {
     const key = rangeKey(r);
-    if (!distinct.has(key)) distinct.set(key, r);
+    if (distinct.has(key)) continue;
+    const nodes = rangeNodes(r);
+    distinct.set(key, { range: r, nodes });
+    for (const n of nodes) wanted.set(nodeKey(n), n);
   }
-  const wanted = new Map<string, NodeId>();
-  for (const r of distinct.values()) for (const n of rangeNodes(r)) wanted.set(nodeKey(n), n);
-  const nodes = await readNodes(db, [...wanted.values()]);
+  const found = await readNodes(db, [...wanted.values()]);
+  const get = (n: NodeId): Buffer => {
+    const hash = found.get(nodeKey(n));
+    if (!hash) {
+      throw new TreeStorageError(
+        `the tree storage has no hash for leaves ${n.index * 2 ** n.level}–${(n.index + 1) * 2 ** n.level - 1}`,
+      );
+    }
+    return hash;
+  };
   const hashes = new Map<number | string, Buffer>();
-  for (const [key, r] of distinct) {
-    hashes.set(
-      key,
-      hashRange(r, (n) => {
-        const hash = nodes.get(nodeKey(n));
-        if (!hash) {
-          throw new TreeStorageError(
-            `the tree storage has no hash for leaves ${n.index * 2 ** n.level}–${(n.index + 1) * 2 ** n.level - 1}`,
-          );
-        }
-        return hash;
-      }),
-    );
-  }
+  for (const [key, { range, nodes }] of distinct) hashes.set(key, hashRange(range, get, nodes));
   return ranges.map((r) => hashes.get(rangeKey(r))!);
 }
