@@ -772,6 +772,9 @@ async function plantAnomalies(ds: DataSource): Promise<PlantedAnomaly[]> {
     await m.query(`SET LOCAL tradetrail.role = 'admin'`);
     // The books of the overfills stay untouched: they are replayed through the services as they are.
     const spared = `(trader_id, symbol) NOT IN (SELECT trader_id, symbol FROM fills WHERE overfilled_quantity > 0)`;
+    // Victims spread over the books: ids are time-ordered, so the first ones by id would all be the
+    // first book's (a hash of the id orders them at random, the same way for the same data).
+    const scattered = `ORDER BY md5(id::text)`;
     type Hit = { id: string; trader_id: string; symbol: string };
     const hits = (rows: Hit[]) => ({
       ids: rows.map((r) => r.id),
@@ -780,18 +783,18 @@ async function plantAnomalies(ds: DataSource): Promise<PlantedAnomaly[]> {
     const unlinked = (await m.query(
       `UPDATE orders o SET position_id = NULL
        WHERE o.id IN (SELECT id FROM orders WHERE status = 'FILLED' AND position_id IS NOT NULL AND ${spared}
-                      ORDER BY id LIMIT 10)
+                      ${scattered} LIMIT 10)
        RETURNING o.id, o.trader_id, o.symbol`,
     )) as [Hit[], number];
     const pnl = (await m.query(
       `UPDATE positions p SET realized_pnl = realized_pnl + 1.23
-       WHERE p.id IN (SELECT id FROM positions WHERE ${spared} ORDER BY id LIMIT 5)
+       WHERE p.id IN (SELECT id FROM positions WHERE ${spared} ${scattered} LIMIT 5)
        RETURNING p.id, p.trader_id, p.symbol`,
     )) as [Hit[], number];
     const filled = (await m.query(
       `UPDATE orders o SET filled_quantity = filled_quantity - 1
        WHERE o.id IN (SELECT id FROM orders WHERE status = 'PARTIAL' AND filled_quantity >= 2
-                        AND filled_quantity = trunc(filled_quantity) AND ${spared} ORDER BY id LIMIT 5)
+                        AND filled_quantity = trunc(filled_quantity) AND ${spared} ${scattered} LIMIT 5)
        RETURNING o.id, o.trader_id, o.symbol`,
     )) as [Hit[], number];
     const overfills = (await m.query(
