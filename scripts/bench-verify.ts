@@ -36,7 +36,8 @@ import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import { DataSource, type EntityManager } from 'typeorm';
 import { dataSourceOptions } from '../ormconfig';
-import { canonicalTime, computeSeal, newEntryId, type SealedFields } from '../src/execution-log/entry-encoding';
+import { canonicalTime, computeSeal, type SealedFields } from '../src/execution-log/entry-encoding';
+import { newId } from '../src/ids';
 import { LogIntegrator } from '../src/execution-log/log-integrator';
 import { logKeyFromSeed } from '../src/execution-log/log-key';
 import { verifyLedger, verifyOrderLog } from '../src/execution-log/log-verification.service';
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
           const occurredAt = new Date(Date.UTC(2026, 0, 1, 0, 0, seq));
           const rows = orders.map((orderId) => {
             const f: SealedFields = {
-              id: newEntryId(),
+              id: newId(),
               orderId,
               traderId,
               action: 'RECOVERED',

@@ -492,12 +492,13 @@ type Owing = QueryRunner & { [OWES_COMMIT]?: boolean };
 
 /**
  * The COMMIT `runner` owes, as a statement to send first (none when it owes nothing); taken: the caller
- * sends it. Named `tt_commit` (parsed once per connection) when `prepared`.
+ * sends it. Named `tt_commit` (parsed once per connection; startOf drops the name when prepared
+ * statements are off).
  */
-function owedCommit(runner: QueryRunner, prepared: boolean): AheadStatement[] {
+function owedCommit(runner: QueryRunner): AheadStatement[] {
   if (!(runner as Owing)[OWES_COMMIT]) return [];
   delete (runner as Owing)[OWES_COMMIT];
-  return [{ name: prepared ? 'tt_commit' : undefined, text: 'COMMIT', values: [] }];
+  return [{ name: 'tt_commit', text: 'COMMIT', values: [] }];
 }
 
 /** Whether a parked connection is still open (node-postgres marks a client lost or ending). */
@@ -513,7 +514,7 @@ function usable(runner: QueryRunner): boolean {
  */
 async function endParked(runner: QueryRunner): Promise<void> {
   try {
-    const owed = owedCommit(runner, false);
+    const owed = owedCommit(runner);
     if (owed.length) await runner.query(owed[0].text);
     await runner.release();
   } catch (error) {
@@ -551,7 +552,7 @@ function takePendingBegin(runner: QueryRunner): TransactionStart | undefined {
 
 /** `start` behind the COMMIT `runner` still owes (taken: the caller sends it), or `start` when it owes none. */
 function afterOwedCommit(runner: QueryRunner, start: TransactionStart): TransactionStart {
-  const owed = owedCommit(runner, true);
+  const owed = owedCommit(runner);
   if (!owed.length) return start;
   return { ahead: [...owed, ...start.ahead], simple: `${owed[0].text}; ${start.simple}` };
 }

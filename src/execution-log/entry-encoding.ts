@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { newId } from '../ids';
 import type { JsonObject } from '../scalars';
 import { leafHash } from './merkle';
 
@@ -187,8 +186,4 @@ export function sealKey(): Buffer {
     throw new Error('The log signing key is not loaded: entries cannot be sealed (see loadLogKey).');
   }
   return processSealKey;
-}
-
-export function newEntryId(): string {
-  return newId();
 }

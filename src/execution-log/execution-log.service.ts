@@ -4,7 +4,8 @@ import { type ConnectionResult, type ListSelection, paginate, type SortKey, Sort
 import { type RequestDb, SqlWhere } from '../request-db';
 import type { JsonObject } from '../scalars';
 import type { OrderStatus } from '../order/order.entity';
-import { canonicalTime, computeSeal, newEntryId, type SealedFields, sealKey } from './entry-encoding';
+import { newId } from '../ids';
+import { canonicalTime, computeSeal, type SealedFields, sealKey } from './entry-encoding';
 import { ExecutionLog, type ExecutionLogAction } from './execution-log.entity';
 import { ExecutionLogSortField, type ExecutionLogsArgs } from './execution-log.inputs';
 
@@ -84,7 +85,7 @@ export function logRowsJson(who: Actor, entries: LogEntry[]): string {
   return JSON.stringify(
     entries.map((e, n) => {
       const sealed: SealedFields = {
-        id: newEntryId(),
+        id: newId(),
         orderId: e.orderId,
         traderId: e.traderId,
         action: e.action,
